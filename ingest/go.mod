@@ -1,0 +1,3 @@
+module github.com/labplatform/platform/ingest
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/labplatform/platform/lifecycle
+
+go 1.26

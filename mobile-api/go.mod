@@ -1,0 +1,3 @@
+module github.com/labplatform/platform/mobile-api
+
+go 1.26

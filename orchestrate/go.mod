@@ -1,0 +1,3 @@
+module github.com/labplatform/platform/orchestrate
+
+go 1.26

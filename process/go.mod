@@ -1,0 +1,3 @@
+module github.com/labplatform/platform/process
+
+go 1.26

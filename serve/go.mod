@@ -1,0 +1,3 @@
+module github.com/labplatform/platform/serve
+
+go 1.26
