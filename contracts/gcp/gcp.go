@@ -37,9 +37,12 @@ func StorageEndpoint(emulator string) string {
 // NewStorage returns a Cloud Storage client for p.
 func NewStorage(ctx context.Context, p config.Platform, opts ...option.ClientOption) (*storage.Client, error) {
 	if p.Emulators.Storage != "" {
+		// JSON API reads: emulators serve the XML API's object reads only
+		// on their public host name.
 		opts = append([]option.ClientOption{
 			option.WithEndpoint(StorageEndpoint(p.Emulators.Storage)),
 			option.WithoutAuthentication(),
+			storage.WithJSONReads(),
 		}, opts...)
 	}
 	c, err := storage.NewClient(ctx, opts...)

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labplatform/platform/contracts/config"
+	"github.com/labplatform/platform/contracts/gcp"
+	"github.com/labplatform/platform/contracts/names"
+)
+
+// start runs labstack on free ports with dataDir and returns the platform it
+// printed and a function that stops it (as Ctrl-C would) and returns run's
+// error.
+func start(t *testing.T, dataDir string) (config.Platform, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-storage-port=0", "-pubsub-port=0", "-firestore-port=0", "-bigquery-port=0", "-data-dir=" + dataDir, "-log-level=error"}, w, io.Discard)
+		w.Close()
+	}()
+	env := map[string]string{}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if kv, ok := strings.CutPrefix(line, "export "); ok {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		if strings.HasPrefix(line, "Press Ctrl-C") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, out)
+	p, err := config.Load(nil, func(k string) string { return env[k] })
+	if err != nil {
+		cancel()
+		t.Fatalf("labstack printed no usable environment (%v): %v; run returned %v", env, err, <-done)
+	}
+	return p, func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("labstack did not stop within 30s of Ctrl-C")
+			return nil
+		}
+	}
+}
+
+// TestRestartKeepsState runs labstack, writes an object and a document,
+// stops it as Ctrl-C would, starts it again on the same data directory and
+// reads both back.
+func TestRestartKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	p, stop := start(t, dir)
+	if p.Project != "lab-local" || p.Prefix != "lab" || !p.Emulators.Any() {
+		t.Fatalf("platform = %+v", p)
+	}
+	gcs, err := gcp.NewStorage(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := gcs.Bucket(names.RawBucket(p.Prefix)).Object("robot=R001/date=2026-11-21/a.csv").NewWriter(ctx)
+	w.Write([]byte("kept"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gcs.Close()
+	fs, err := gcp.NewFirestore(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Collection(names.CollectionPatients).Doc("P1").Set(ctx, map[string]any{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	fs.Close()
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	p, stop = start(t, dir)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	gcs, err = gcp.NewStorage(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gcs.Close()
+	r, err := gcs.Bucket(names.RawBucket(p.Prefix)).Object("robot=R001/date=2026-11-21/a.csv").NewReader(ctx)
+	if err != nil {
+		t.Fatalf("object after restart: %v", err)
+	}
+	b, _ := io.ReadAll(r)
+	r.Close()
+	if string(b) != "kept" {
+		t.Errorf("object after restart = %q", b)
+	}
+	fs, err = gcp.NewFirestore(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	snap, err := fs.Collection(names.CollectionPatients).Doc("P1").Get(ctx)
+	if err != nil || snap.Data()["n"] != int64(1) {
+		t.Errorf("document after restart: %v, %v", snap.Data(), err)
+	}
+	bq, err := gcp.NewBigQuery(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bq.Close()
+	if _, err := bq.Dataset(names.Dataset).Table(names.ResultsTable).Metadata(ctx); err != nil {
+		t.Errorf("results table after restart: %v", err)
+	}
+}
+
+func TestParseRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-storage-port=x"}, {"-log-level=loud"}} {
+		if _, err := parse(args, io.Discard); err == nil {
+			t.Errorf("parse(%q) accepted", args)
+		}
+	}
+}
