@@ -1,0 +1,52 @@
+# One entry point over every module of the workspace. Needs only Go: tools are
+# installed into ./bin through the Go module proxy on first use.
+
+MODULES := contracts ingest lifecycle mobile-api orchestrate process serve testenv
+PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
+
+BIN             := $(CURDIR)/bin
+STATICCHECK_VER := v0.8.2
+STATICCHECK     := $(BIN)/staticcheck-$(STATICCHECK_VER)
+
+# go test flags; e.g. make test TESTFLAGS='-run Chain -v'
+TESTFLAGS ?=
+# go test -bench pattern and time; e.g. make bench BENCH=GetDocument BENCHTIME=5s
+BENCH     ?= .
+BENCHTIME ?= 1s
+# flags for `make run`; e.g. make run RUNFLAGS='-data-dir='
+RUNFLAGS  ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help test lint fmt vet staticcheck tidy-check bench run
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+test: ## run every module's tests with the race detector
+	go test -race -count=1 -timeout 25m $(TESTFLAGS) $(PKGS)
+
+lint: fmt vet staticcheck tidy-check ## gofmt, go vet, staticcheck and go.mod tidiness
+
+fmt: ## fail if any Go file is not gofmt-formatted
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet every module
+	go vet $(PKGS)
+
+staticcheck: $(STATICCHECK) ## staticcheck every module
+	$(STATICCHECK) $(PKGS)
+
+$(STATICCHECK):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER)
+	mv $(BIN)/staticcheck $@
+
+tidy-check: ## fail if a go.mod or go.sum is not tidy
+	@for m in $(MODULES); do (cd $$m && go mod tidy -diff >/dev/null) || { echo "go.mod of $$m is not tidy: run (cd $$m && go mod tidy)"; exit 1; }; done
+
+bench: ## run every module's benchmarks (see BENCHMARKS.md)
+	go test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
+
+run: ## run the local platform in the foreground until Ctrl-C
+	go build -o $(BIN)/labstack ./testenv/cmd/labstack
+	$(BIN)/labstack $(RUNFLAGS)
