@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +133,48 @@ func TestParseRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-storage-port=x"}, {"-log-level=loud"}} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("parse(%q) accepted", args)
+		}
+	}
+}
+
+// TestREADMEListsEveryFlag keeps the flag table in testenv/README.md in step
+// with the flags labstack defines, both ways.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		if name, ok := strings.CutPrefix(line, "| `-"); ok {
+			name, _, _ = strings.Cut(name, "`")
+			documented[name] = true
+		}
+	}
+	// parse registers the flags on its own set; list them through -h.
+	var usage strings.Builder
+	_, err = parse([]string{"-h"}, &usage)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parse -h: %v", err)
+	}
+	defined := map[string]bool{}
+	for _, line := range strings.Split(usage.String(), "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "-"); ok {
+			name, _, _ = strings.Cut(name, " ")
+			defined[name] = true
+		}
+	}
+	if len(defined) == 0 {
+		t.Fatal("no flags found in the usage text")
+	}
+	for name := range defined {
+		if !documented[name] {
+			t.Errorf("flag -%s is not in the README's labstack table", name)
+		}
+	}
+	for name := range documented {
+		if !defined[name] {
+			t.Errorf("README documents -%s, which labstack does not define", name)
 		}
 	}
 }
