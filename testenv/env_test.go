@@ -76,16 +76,8 @@ func TestRawUploadNotifiesProcessRaw(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	p := env.NewTestPlatform(t)
-	gcs, err := gcp.NewStorage(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gcs.Close()
-	ps, err := gcp.NewPubSub(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
+	c := testenv.NewTestClients(t, p)
+	gcs, ps := c.Storage, c.PubSub
 
 	content := []byte("sample_id,patient_id\nS1,P1\n")
 	// An upload elsewhere first: it must not be notified on process-raw.
@@ -245,16 +237,8 @@ func TestCuratedParquetLoadsIntoResults(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	p := env.NewTestPlatform(t)
-	gcs, err := gcp.NewStorage(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gcs.Close()
-	bq, err := gcp.NewBigQuery(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bq.Close()
+	c := testenv.NewTestClients(t, p)
+	gcs, bq := c.Storage, c.BigQuery
 
 	day := civil.Date{Year: 2026, Month: 11, Day: 20}
 	at := time.Date(2026, 11, 20, 8, 30, 15, 123456000, time.UTC)
@@ -359,11 +343,7 @@ func TestNackedFiveTimesReachesDeadLetters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	p := env.NewTestPlatform(t)
-	ps, err := gcp.NewPubSub(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
+	ps := testenv.NewTestClients(t, p).PubSub
 	pub := ps.Publisher(names.TopicRawObjects)
 	defer pub.Stop()
 	if _, err := pub.Publish(ctx, &pubsub.Message{Data: []byte("poison"), Attributes: map[string]string{"objectId": "poison.csv"}}).Get(ctx); err != nil {

@@ -148,19 +148,18 @@ var V2 = Version{
 // V3 is V2 plus analysis time, result status and analyzer firmware; columns
 // it does not know are ignored, so firmware can add columns without breaking
 // ingestion.
-var V3 = Version{
-	Name:             "v3",
-	Delimiter:        ',',
-	DecimalSeparator: '.',
-	TimestampLayout:  time.RFC3339Nano,
-	TestCoding:       LOINC,
-	Columns: append(append([]Column(nil), V2.Columns...),
+var V3 = func() Version {
+	v := V2
+	v.Name = "v3"
+	v.Columns = append(append([]Column(nil), V2.Columns...),
 		Column{Name: "analyzed_at", Field: AnalyzedAt},
 		Column{Name: "status", Field: Status},
 		Column{Name: "instrument_fw", Field: InstrumentFW},
-	),
-	AllowExtraColumns: true,
-}
+	)
+	v.AllowExtraColumns = true
+	v.DefaultStatus = "" // every row carries its status
+	return v
+}()
 
 // Versions lists every known version, most specific first: the order Detect
 // tries them in.
