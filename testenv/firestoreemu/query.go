@@ -616,14 +616,17 @@ func sumValues(vals []*pb.Value) *pb.Value {
 }
 
 // checkQueriesLocked re-runs a transaction's queries and fails with ABORTED
-// when a result changed, which keeps queries in read-write transactions
-// serializable without range locks. Caller holds s.mu.
+// when a result changed (another document set, or a document with another
+// update time), which keeps queries in read-write transactions serializable
+// without range locks. Caller holds s.mu.
 func (s *store) checkQueriesLocked(qs []recordedQuery) error {
 	for _, q := range qs {
 		res := s.runQueryLocked(q.p, time.Time{})
-		same := len(res.docs) == len(q.names)
+		same := len(res.docs) == len(q.hits)
 		for i := 0; same && i < len(res.docs); i++ {
-			same = res.docs[i].GetName() == q.names[i]
+			d, h := res.docs[i], q.hits[i]
+			ut := d.GetUpdateTime()
+			same = d.GetName() == h.name && ut.GetSeconds() == h.updSecs && int64(ut.GetNanos()) == h.updNanos
 		}
 		if !same {
 			return status.Error(codes.Aborted, "Transaction aborted: the result of a query it ran changed before commit. Please try again.")

@@ -27,9 +27,13 @@ type readCtx struct {
 	newID []byte    // set when the RPC began the transaction
 	at    time.Time // snapshot time; zero reads the latest state
 	lock  bool      // read-write transaction: lock what is read
+	// entered: the RPC holds the read-write transaction's turn (txn.sem).
+	entered bool
 }
 
-func (s *service) openRead(txID []byte, newTxn *pb.TransactionOptions, readTime *timestamppb.Timestamp) (readCtx, error) {
+// openRead resolves a read RPC's consistency selector. A read-write
+// transaction is entered (its RPCs run one at a time); call closeRead.
+func (s *service) openRead(ctx context.Context, txID []byte, newTxn *pb.TransactionOptions, readTime *timestamppb.Timestamp) (readCtx, error) {
 	var rc readCtx
 	switch {
 	case len(txID) > 0:
@@ -37,13 +41,20 @@ func (s *service) openRead(txID []byte, newTxn *pb.TransactionOptions, readTime 
 		if err != nil {
 			return rc, err
 		}
+		if !t.readOnly {
+			if err := s.txns.enter(ctx, t); err != nil {
+				s.txns.release(t)
+				return rc, err
+			}
+			rc.entered = true
+		}
 		rc.t = t
 	case newTxn != nil:
 		t, err := s.beginTxn(newTxn)
 		if err != nil {
 			return rc, err
 		}
-		rc.t, rc.newID = t, []byte(t.id)
+		rc.t, rc.newID, rc.entered = t, []byte(t.id), !t.readOnly
 	case readTime != nil:
 		if err := readTime.CheckValid(); err != nil {
 			return rc, invalid("read_time: %v", err)
@@ -61,9 +72,20 @@ func (s *service) openRead(txID []byte, newTxn *pb.TransactionOptions, readTime 
 	return rc, nil
 }
 
-func (s *service) closeRead(rc readCtx) {
+func (s *service) closeRead(rc *readCtx) {
+	s.yieldTurn(rc)
 	if rc.t != nil {
 		s.txns.release(rc.t)
+	}
+}
+
+// yieldTurn lets the transaction's next RPC run once this one has read (and
+// locked) what it returns: streaming the responses needs no turn, and a
+// client may read from the stream and issue other reads in between.
+func (s *service) yieldTurn(rc *readCtx) {
+	if rc.entered {
+		rc.entered = false
+		s.txns.leave(rc.t)
 	}
 }
 
@@ -83,6 +105,14 @@ func (s *service) beginTxn(o *pb.TransactionOptions) (*txn, error) {
 		return s.txns.begin(true, at), nil
 	}
 	return s.txns.begin(false, time.Time{}), nil
+}
+
+// closeBegun ends the use of a transaction begun by BeginTransaction.
+func (s *service) closeBegun(t *txn) {
+	if !t.readOnly {
+		s.txns.leave(t)
+	}
+	s.txns.release(t)
 }
 
 func checkDatabase(db string) error {
@@ -131,11 +161,11 @@ func (s *service) GetDocument(ctx context.Context, req *pb.GetDocumentRequest) (
 	if _, err := parseDocName(req.GetName()); err != nil {
 		return nil, invalid("%v", err)
 	}
-	rc, err := s.openRead(req.GetTransaction(), nil, req.GetReadTime())
+	rc, err := s.openRead(ctx, req.GetTransaction(), nil, req.GetReadTime())
 	if err != nil {
 		return nil, err
 	}
-	defer s.closeRead(rc)
+	defer s.closeRead(&rc)
 	docs, _, err := s.readDocs(ctx, rc, []string{req.GetName()})
 	if err != nil {
 		return nil, err
@@ -159,15 +189,16 @@ func (s *service) BatchGetDocuments(req *pb.BatchGetDocumentsRequest, stream pb.
 			return invalid("document %q is not in database %q", n, req.GetDatabase())
 		}
 	}
-	rc, err := s.openRead(req.GetTransaction(), req.GetNewTransaction(), req.GetReadTime())
+	rc, err := s.openRead(stream.Context(), req.GetTransaction(), req.GetNewTransaction(), req.GetReadTime())
 	if err != nil {
 		return err
 	}
-	defer s.closeRead(rc)
+	defer s.closeRead(&rc)
 	docs, rt, err := s.readDocs(stream.Context(), rc, req.GetDocuments())
 	if err != nil {
 		return err
 	}
+	s.yieldTurn(&rc)
 	rts := timestamppb.New(rt)
 	for i, d := range docs {
 		res := &pb.BatchGetDocumentsResponse{ReadTime: rts}
@@ -207,28 +238,26 @@ func (s *service) runQuery(ctx context.Context, rc readCtx, parent string, q *pb
 		rt = s.store.readTimeLocked()
 	}
 	s.store.mu.RUnlock()
-	if !rc.lock {
-		return p, res, rt, nil
+	// In a read-write transaction, lock the results and evaluate again
+	// until every document of the result was already locked when it was
+	// evaluated (a fixpoint): documents that replace ones that stopped
+	// matching while the transaction waited are locked too. Locked
+	// documents cannot change, so this is the answer the transaction sees.
+	for rc.lock {
+		missing := s.txns.notHeld(rc.t, res.docs)
+		if len(missing) == 0 {
+			s.txns.recordQuery(rc.t, newRecordedQuery(p, res))
+			break
+		}
+		slices.Sort(missing)
+		if err := s.txns.lockAll(ctx, rc.t, missing); err != nil {
+			return nil, queryResult{}, time.Time{}, err
+		}
+		s.store.mu.RLock()
+		res = s.store.runQueryLocked(p, time.Time{})
+		rt = s.store.readTimeLocked()
+		s.store.mu.RUnlock()
 	}
-	if len(res.docs) == 0 {
-		s.txns.recordQuery(rc.t, p, res)
-		return p, res, rt, nil
-	}
-	// Lock the results, then evaluate again: the locked documents cannot
-	// change any more, and this is the answer the transaction sees.
-	names := make([]string, len(res.docs))
-	for i, d := range res.docs {
-		names[i] = d.GetName()
-	}
-	slices.Sort(names)
-	if err := s.txns.lockAll(ctx, rc.t, names); err != nil {
-		return nil, queryResult{}, time.Time{}, err
-	}
-	s.store.mu.RLock()
-	res = s.store.runQueryLocked(p, time.Time{})
-	rt = s.store.readTimeLocked()
-	s.store.mu.RUnlock()
-	s.txns.recordQuery(rc.t, p, res)
 	return p, res, rt, nil
 }
 
@@ -244,15 +273,16 @@ func (s *service) RunQuery(req *pb.RunQueryRequest, stream pb.Firestore_RunQuery
 	if q.GetFindNearest() != nil {
 		return status.Error(codes.Unimplemented, "vector search (find_nearest) is not supported by this emulator")
 	}
-	rc, err := s.openRead(req.GetTransaction(), req.GetNewTransaction(), req.GetReadTime())
+	rc, err := s.openRead(stream.Context(), req.GetTransaction(), req.GetNewTransaction(), req.GetReadTime())
 	if err != nil {
 		return err
 	}
-	defer s.closeRead(rc)
+	defer s.closeRead(&rc)
 	p, res, rt, err := s.runQuery(stream.Context(), rc, req.GetParent(), q)
 	if err != nil {
 		return err
 	}
+	s.yieldTurn(&rc)
 	rts := timestamppb.New(rt)
 	for i, d := range res.docs {
 		r := &pb.RunQueryResponse{Document: p.shape(d), ReadTime: rts}
@@ -282,11 +312,11 @@ func (s *service) RunAggregationQuery(req *pb.RunAggregationQueryRequest, stream
 	if len(aq.GetAggregations()) == 0 || len(aq.GetAggregations()) > 5 {
 		return invalid("an aggregation query needs between 1 and 5 aggregations, got %d", len(aq.GetAggregations()))
 	}
-	rc, err := s.openRead(req.GetTransaction(), req.GetNewTransaction(), req.GetReadTime())
+	rc, err := s.openRead(stream.Context(), req.GetTransaction(), req.GetNewTransaction(), req.GetReadTime())
 	if err != nil {
 		return err
 	}
-	defer s.closeRead(rc)
+	defer s.closeRead(&rc)
 	_, res, rt, err := s.runQuery(stream.Context(), rc, req.GetParent(), aq.GetStructuredQuery())
 	if err != nil {
 		return err
@@ -312,13 +342,21 @@ func (s *service) commit(ctx context.Context, writes []*pb.Write, txID []byte) (
 		if t, err = s.txns.use(txID); err != nil {
 			return commitResult{}, err
 		}
-		defer s.txns.end(t)
 		if t.readOnly {
+			defer s.txns.end(t)
 			if len(writes) > 0 {
 				return commitResult{}, invalid("Cannot modify entities in a read-only transaction.")
 			}
 			return commitResult{commitTime: t.readTime}, nil
 		}
+		if err := s.txns.enter(ctx, t); err != nil {
+			s.txns.end(t)
+			return commitResult{}, err
+		}
+		defer func() {
+			s.txns.end(t)
+			s.txns.leave(t)
+		}()
 	} else {
 		t = &txn{internal: true}
 		defer s.txns.end(t)
@@ -343,8 +381,14 @@ func (s *service) commit(ctx context.Context, writes []*pb.Write, txID []byte) (
 		return commitResult{commitTime: ct}, nil
 	}
 	var check func() error
-	if qs := s.txns.queriesOf(t); len(qs) > 0 {
-		check = func() error { return s.store.checkQueriesLocked(qs) }
+	if !t.internal {
+		qs := s.txns.queriesOf(t)
+		check = func() error {
+			if err := s.store.checkQueriesLocked(qs); err != nil {
+				return err
+			}
+			return s.txns.seal(t)
+		}
 	}
 	return s.store.applyWrites(writes, check)
 }
@@ -414,7 +458,7 @@ func (s *service) BeginTransaction(ctx context.Context, req *pb.BeginTransaction
 	if err != nil {
 		return nil, err
 	}
-	s.txns.release(t)
+	s.closeBegun(t)
 	return &pb.BeginTransactionResponse{Transaction: []byte(t.id)}, nil
 }
 
@@ -506,11 +550,11 @@ func (s *service) ListDocuments(ctx context.Context, req *pb.ListDocumentsReques
 	if ob := req.GetOrderBy(); ob != "" && ob != namePath && ob != namePath+" asc" {
 		return nil, invalid("ListDocuments only supports ordering by __name__, got %q", ob)
 	}
-	rc, err := s.openRead(req.GetTransaction(), nil, req.GetReadTime())
+	rc, err := s.openRead(ctx, req.GetTransaction(), nil, req.GetReadTime())
 	if err != nil {
 		return nil, err
 	}
-	defer s.closeRead(rc)
+	defer s.closeRead(&rc)
 	q := &pb.StructuredQuery{From: []*pb.StructuredQuery_CollectionSelector{{CollectionId: req.GetCollectionId(), AllDescendants: req.GetCollectionId() == ""}}}
 	p, err := planQuery(req.GetParent(), q)
 	if err != nil {
@@ -579,6 +623,9 @@ func (s *service) ListCollectionIds(ctx context.Context, req *pb.ListCollectionI
 	}
 	var at time.Time
 	if rt := req.GetReadTime(); rt != nil {
+		if err := rt.CheckValid(); err != nil {
+			return nil, invalid("read_time: %v", err)
+		}
 		at = rt.AsTime()
 	}
 	prefix := req.GetParent() + "/"

@@ -190,6 +190,7 @@ func (s *Server) background(flush time.Duration) {
 			return
 		case <-expiry.C:
 			s.txns.expireIdle()
+			s.store.sweep()
 		case <-flushC:
 			if err := s.saveFile(); err != nil {
 				s.log.Error("firestore emulator: periodic save", "err", err)
@@ -312,8 +313,24 @@ func (s *Server) saveFile() error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("firestoreemu: save data file %s: %w", s.dataFile, werr)
 	}
+	// The rename is durable only once the directory entry is on disk.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("firestoreemu: save data file %s: sync directory: %w", s.dataFile, err)
+	}
 	s.savedGen = gen
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	serr := d.Sync()
+	if cerr := d.Close(); serr == nil {
+		serr = cerr
+	}
+	return serr
 }
 
 // prefixConn replays bytes already read for routing.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "cloud.google.com/go/firestore/apiv1/firestorepb"
@@ -21,6 +22,10 @@ const (
 	// versionRetention is how long old document versions are kept for reads
 	// at a past read_time (Firestore allows one hour without PITR).
 	versionRetention = time.Hour
+	// maxVersionsPerDoc bounds one document's history when it is written
+	// faster than the retention window ages versions out (or the clock
+	// stands still); reads before the oldest kept version see no document.
+	maxVersionsPerDoc = 100
 )
 
 // version is one state of a document; doc is nil for a deletion.
@@ -62,7 +67,20 @@ type store struct {
 	docs       map[string]*docEntry
 	colls      map[string]map[string]*docEntry // collection full path -> doc name -> entry
 	lastCommit time.Time
-	changes    uint64 // incremented on every applied commit; used by persistence
+	changes    uint64      // incremented on every applied commit; used by persistence
+	tombstones []tombstone // deletions in commit order, swept after the retention window
+
+	// maxRead is the latest read time handed out (Unix microseconds). It is
+	// advanced under the read lock, so it is atomic; commits (under the
+	// write lock) take a commit time after it, so no snapshot ever sees a
+	// commit made after the snapshot's read time was chosen.
+	maxRead atomic.Int64
+}
+
+// tombstone records that entry e was deleted at commit time at.
+type tombstone struct {
+	e  *docEntry
+	at time.Time
 }
 
 func newStore(now func() time.Time) *store {
@@ -78,9 +96,15 @@ func newStore(now func() time.Time) *store {
 func (s *store) readTimeLocked() time.Time {
 	t := s.now().UTC().Truncate(time.Microsecond)
 	if t.Before(s.lastCommit) {
-		return s.lastCommit
+		t = s.lastCommit
 	}
-	return t
+	us := t.UnixMicro()
+	for {
+		cur := s.maxRead.Load()
+		if us <= cur || s.maxRead.CompareAndSwap(cur, us) {
+			return t
+		}
+	}
 }
 
 // get returns the document named name as of t (zero: latest), or nil.
@@ -110,20 +134,59 @@ func (s *store) installLocked(name, collPath string, doc *pb.Document, at time.T
 	}
 	e.versions = append(e.versions, version{at: at, doc: doc})
 	// Prune versions nobody can read any more: keep the newest version at
-	// or before the retention horizon and everything after it.
+	// or before the retention horizon and everything after it, at most
+	// maxVersionsPerDoc. Versions are in time order, so the scan stops at
+	// the first one after the horizon.
 	horizon := at.Add(-versionRetention)
-	keepFrom := 0
-	for i := 1; i < len(e.versions); i++ {
-		if !e.versions[i].at.After(horizon) {
-			keepFrom = i
-		}
+	drop := 0
+	for drop+1 < len(e.versions) && !e.versions[drop+1].at.After(horizon) {
+		drop++
 	}
-	if keepFrom > 0 {
-		e.versions = append(e.versions[:0:0], e.versions[keepFrom:]...)
+	drop = max(drop, len(e.versions)-maxVersionsPerDoc)
+	if drop > 0 {
+		clear(e.versions[:drop]) // release the documents
+		e.versions = e.versions[drop:]
 	}
 	if len(e.versions) == 1 && e.versions[0].doc == nil {
 		s.removeLocked(e)
+		return
 	}
+	if doc == nil {
+		s.tombstones = append(s.tombstones, tombstone{e: e, at: at})
+	}
+}
+
+// sweepLocked removes documents deleted at or before horizon: no read
+// within the retention window can see any of their versions. Caller holds
+// s.mu for writing.
+func (s *store) sweepLocked(horizon time.Time) {
+	n := 0
+	for ; n < len(s.tombstones) && !s.tombstones[n].at.After(horizon); n++ {
+		ts := s.tombstones[n]
+		if s.docs[ts.e.name] != ts.e {
+			continue // already removed (reset, or pruned to the tombstone)
+		}
+		if last := ts.e.versions[len(ts.e.versions)-1]; last.doc == nil && last.at.Equal(ts.at) {
+			s.removeLocked(ts.e)
+		}
+	}
+	if n > 0 {
+		clear(s.tombstones[:n])
+		s.tombstones = s.tombstones[n:]
+	}
+}
+
+// sweep removes documents deleted longer than the retention window ago;
+// the server runs it periodically, so deletions are reclaimed even when no
+// further commits happen.
+func (s *store) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC()
+	if now.Before(s.lastCommit) {
+		now = s.lastCommit
+	}
+	s.sweepLocked(now.Add(-versionRetention))
 }
 
 func (s *store) removeLocked(e *docEntry) {
@@ -143,6 +206,7 @@ func (s *store) reset(prefix string) {
 	if prefix == "" {
 		s.docs = make(map[string]*docEntry)
 		s.colls = make(map[string]map[string]*docEntry)
+		s.tombstones = nil
 	} else {
 		for _, e := range s.docs {
 			if strings.HasPrefix(e.name, prefix) {
@@ -201,9 +265,15 @@ func (s *store) applyWrites(writes []*pb.Write, check func() error) (commitResul
 			return commitResult{}, err
 		}
 	}
+	// A commit time is after every earlier commit and every read time
+	// already handed out (a snapshot at that read time must not see it).
 	commitTime := s.now().UTC().Truncate(time.Microsecond)
-	if !commitTime.After(s.lastCommit) {
-		commitTime = s.lastCommit.Add(time.Microsecond)
+	floor := s.lastCommit
+	if mr := time.UnixMicro(s.maxRead.Load()).UTC(); mr.After(floor) {
+		floor = mr
+	}
+	if !commitTime.After(floor) {
+		commitTime = floor.Add(time.Microsecond)
 	}
 	type staged struct {
 		n   docName
@@ -244,6 +314,7 @@ func (s *store) applyWrites(writes []*pb.Write, check func() error) (commitResul
 		}
 		s.installLocked(name, st.n.collPath, st.doc, commitTime)
 	}
+	s.sweepLocked(commitTime.Add(-versionRetention))
 	s.changes++
 	return commitResult{results: results, commitTime: commitTime}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	pb "cloud.google.com/go/firestore/apiv1/firestorepb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -16,38 +17,69 @@ import (
 // locks from their first read of a document until they commit, roll back,
 // are aborted or expire. Read-only transactions hold no locks and read a
 // snapshot at readTime.
+//
+// The RPCs of one read-write transaction run one at a time (sem), so a
+// transaction waits for at most one lock: the wait-for graph stays a chain
+// and a Commit never queues for a lock behind its own transaction's read.
 type txn struct {
 	id       string
 	readOnly bool
-	readTime time.Time // read-only snapshot time
-	internal bool      // a non-transactional commit's short-lived lock holder
+	readTime time.Time     // read-only snapshot time
+	internal bool          // a non-transactional commit's short-lived lock holder
+	sem      chan struct{} // read-write only: held by the RPC using the transaction
 
 	// Guarded by txnManager.mu.
 	held     []string
 	heldSet  map[string]struct{}
-	waiting  *docLock
+	waiting  *docLock    // the lock t waits for, or nil
+	waiter   *lockWaiter // t's entry in waiting.waiters
 	lastUsed time.Time
-	busy     int // RPCs in progress; a busy transaction does not expire
-	aborted  bool
+	busy     int  // RPCs in progress; a busy transaction does not expire
+	aborted  bool // wounded: the next use fails with ABORTED
+	done     bool // committed, rolled back or expired: never granted a lock again
 	queries  []recordedQuery
 }
 
-// recordedQuery is a query a read-write transaction ran and the names it
-// returned. Locks cover the returned documents; Commit re-runs the query to
-// detect phantoms (documents that entered the result since) and aborts.
+// recordedQuery is a query a read-write transaction ran and the documents
+// it returned with their update times. Locks cover the returned documents;
+// Commit re-runs the query and aborts when the result changed: a phantom
+// (a document that entered the result since) or a changed document.
 type recordedQuery struct {
-	p     *plannedQuery
-	names []string
+	p    *plannedQuery
+	hits []queryHit
 }
 
-func (m *txnManager) recordQuery(t *txn, p *plannedQuery, res queryResult) {
-	names := make([]string, len(res.docs))
+type queryHit struct {
+	name              string
+	updSecs, updNanos int64
+}
+
+func newRecordedQuery(p *plannedQuery, res queryResult) recordedQuery {
+	hits := make([]queryHit, len(res.docs))
 	for i, d := range res.docs {
-		names[i] = d.GetName()
+		ut := d.GetUpdateTime()
+		hits[i] = queryHit{name: d.GetName(), updSecs: ut.GetSeconds(), updNanos: int64(ut.GetNanos())}
 	}
+	return recordedQuery{p: p, hits: hits}
+}
+
+func (m *txnManager) recordQuery(t *txn, q recordedQuery) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t.queries = append(t.queries, recordedQuery{p: p, names: names})
+	t.queries = append(t.queries, q)
+}
+
+// notHeld returns the names of docs that t does not hold a lock on.
+func (m *txnManager) notHeld(t *txn, docs []*pb.Document) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, d := range docs {
+		if _, ok := t.heldSet[d.GetName()]; !ok {
+			out = append(out, d.GetName())
+		}
+	}
+	return out
 }
 
 func (m *txnManager) queriesOf(t *txn) []recordedQuery {
@@ -103,8 +135,56 @@ func (m *txnManager) begin(readOnly bool, readTime time.Time) *txn {
 	copy(id[:8], m.salt[:])
 	binary.BigEndian.PutUint64(id[8:], m.seq)
 	t := &txn{id: string(id[:]), readOnly: readOnly, readTime: readTime, lastUsed: m.now(), busy: 1}
+	if !readOnly {
+		t.sem = make(chan struct{}, 1)
+		t.sem <- struct{}{} // the beginning RPC holds it; call leave
+	}
 	m.txns[t.id] = t
 	return t
+}
+
+// enter waits until no other RPC uses the read-write transaction t (the
+// caller has it busy through use) and makes the caller its user; call leave.
+func (m *txnManager) enter(ctx context.Context, t *txn) error {
+	select {
+	case t.sem <- struct{}{}:
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var err error
+	switch {
+	case t.aborted:
+		err = errTxnAborted
+	case t.done:
+		err = errTxnInvalid
+	default:
+		return nil
+	}
+	<-t.sem
+	return err
+}
+
+// leave ends the caller's use of t begun by enter (or begin).
+func (m *txnManager) leave(t *txn) { <-t.sem }
+
+// seal marks the read-write transaction t committed just before its writes
+// are installed (the caller holds the store lock): from then on a Rollback,
+// expiry or wound cannot release its locks under the commit. The locks are
+// released by end.
+func (m *txnManager) seal(t *txn) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t.aborted {
+		return errTxnAborted
+	}
+	if t.done {
+		return errTxnInvalid
+	}
+	t.done = true
+	delete(m.txns, t.id)
+	return nil
 }
 
 // use looks a transaction up for an RPC and marks it busy; call release.
@@ -142,9 +222,25 @@ func (m *txnManager) end(t *txn) {
 	m.endLocked(t)
 }
 
+// endLocked finishes t: a lock request it has queued fails, its locks go to
+// the next waiters, and it can take no lock any more.
 func (m *txnManager) endLocked(t *txn) {
+	t.done = true
 	delete(m.txns, t.id)
+	m.dropWaitLocked(t, errTxnInvalid)
 	m.releaseLocksLocked(t)
+}
+
+// dropWaitLocked removes t's queued lock request, failing it with err.
+func (m *txnManager) dropWaitLocked(t *txn, err error) {
+	if w := t.waiter; w != nil {
+		l := t.waiting
+		if i := slices.Index(l.waiters, w); i >= 0 {
+			l.waiters = slices.Delete(l.waiters, i, i+1)
+			w.ready <- err
+		}
+	}
+	t.waiting, t.waiter = nil, nil
 }
 
 // abortAll aborts every transaction (used by Reset).
@@ -160,16 +256,7 @@ func (m *txnManager) abortAll() {
 // fails with ABORTED.
 func (m *txnManager) woundLocked(t *txn) {
 	t.aborted = true
-	if l := t.waiting; l != nil {
-		for i, w := range l.waiters {
-			if w.t == t {
-				l.waiters = slices.Delete(l.waiters, i, i+1)
-				w.ready <- errTxnAborted
-				break
-			}
-		}
-		t.waiting = nil
-	}
+	m.dropWaitLocked(t, errTxnAborted)
 	m.releaseLocksLocked(t)
 }
 
@@ -180,14 +267,22 @@ func (m *txnManager) releaseLocksLocked(t *txn) {
 			continue
 		}
 		l.holder = nil
-		if len(l.waiters) == 0 {
-			delete(m.locks, name)
-			continue
+		for len(l.waiters) > 0 && l.holder == nil {
+			w := l.waiters[0]
+			l.waiters = slices.Delete(l.waiters, 0, 1)
+			if w.t.done || w.t.aborted {
+				// Cannot happen (ending or wounding a transaction
+				// dequeues it); never hand a lock to a finished one.
+				w.t.waiting, w.t.waiter = nil, nil
+				w.ready <- errTxnInvalid
+				continue
+			}
+			m.grantLocked(l, name, w.t)
+			w.ready <- nil
 		}
-		w := l.waiters[0]
-		l.waiters = slices.Delete(l.waiters, 0, 1)
-		m.grantLocked(l, name, w.t)
-		w.ready <- nil
+		if l.holder == nil {
+			delete(m.locks, name)
+		}
 	}
 	t.held = nil
 	t.heldSet = nil
@@ -195,7 +290,7 @@ func (m *txnManager) releaseLocksLocked(t *txn) {
 
 func (m *txnManager) grantLocked(l *docLock, name string, t *txn) {
 	l.holder = t
-	t.waiting = nil
+	t.waiting, t.waiter = nil, nil
 	t.held = append(t.held, name)
 	if t.heldSet == nil {
 		t.heldSet = make(map[string]struct{})
@@ -220,6 +315,10 @@ func (m *txnManager) lock(ctx context.Context, t *txn, name string) error {
 	if t.aborted {
 		m.mu.Unlock()
 		return errTxnAborted
+	}
+	if t.done {
+		m.mu.Unlock()
+		return errTxnInvalid
 	}
 	if _, ok := t.heldSet[name]; ok {
 		m.mu.Unlock()
@@ -259,7 +358,7 @@ func (m *txnManager) lock(ctx context.Context, t *txn, name string) error {
 	}
 	w := &lockWaiter{t: t, ready: make(chan error, 1)}
 	l.waiters = append(l.waiters, w)
-	t.waiting = l
+	t.waiting, t.waiter = l, w
 	m.mu.Unlock()
 
 	select {
@@ -279,7 +378,7 @@ func (m *txnManager) lock(ctx context.Context, t *txn, name string) error {
 		if i := slices.Index(l.waiters, w); i >= 0 {
 			l.waiters = slices.Delete(l.waiters, i, i+1)
 		}
-		t.waiting = nil
+		t.waiting, t.waiter = nil, nil
 		if l.holder == nil && len(l.waiters) == 0 {
 			delete(m.locks, name)
 		}

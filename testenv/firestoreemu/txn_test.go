@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -448,5 +449,51 @@ func TestQueryPhantomAbortsAndRetries(t *testing.T) {
 	}
 	if n := must(c.Doc("totals/ph").Get(ctx))(t).Data()["n"]; n != int64(2) {
 		t.Fatalf("total = %v, want 2", n)
+	}
+}
+
+// frozenClock is a clock that only moves when the test advances it, so
+// several events can fall into one microsecond.
+type frozenClock struct{ ns atomic.Int64 }
+
+func newFrozenClock(t time.Time) *frozenClock {
+	c := &frozenClock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+func (c *frozenClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *frozenClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// A commit made after a read-only transaction began is invisible to it, even
+// when both happen in the same microsecond of the server clock.
+func TestReadOnlySnapshotExcludesSameMicrosecondCommit(t *testing.T) {
+	ctx := context.Background()
+	clock := newFrozenClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	_, c := startPrivate(t, firestoreemu.Options{Now: clock.Now})
+	doc := c.Doc("c/d")
+	must(doc.Set(ctx, map[string]any{"n": 1}))(t)
+	clock.Advance(time.Millisecond) // BeginTransaction and the write share a microsecond
+	var got any
+	err := c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		wr, err := doc.Set(ctx, map[string]any{"n": 2}) // after BeginTransaction
+		if err != nil {
+			return err
+		}
+		if !wr.UpdateTime.After(clock.Now()) {
+			return fmt.Errorf("commit time %v is not after the snapshot's read time %v", wr.UpdateTime, clock.Now())
+		}
+		snap, err := tx.Get(doc)
+		if err != nil {
+			return err
+		}
+		got = snap.Data()["n"]
+		return nil
+	}, firestore.ReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != int64(1) {
+		t.Fatalf("read-only transaction begun before the write read n = %v, want 1", got)
 	}
 }

@@ -507,6 +507,9 @@ func validateValue(v *pb.Value, depth int) error {
 			return fmt.Errorf("reference value: %w", err)
 		}
 	case *pb.Value_TimestampValue:
+		if err := x.TimestampValue.CheckValid(); err != nil {
+			return fmt.Errorf("timestamp value: %w", err)
+		}
 		if x.TimestampValue.GetNanos()%1000 != 0 {
 			// Firestore truncates to microseconds; store as it does.
 			x.TimestampValue.Nanos -= x.TimestampValue.GetNanos() % 1000

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/genproto/googleapis/type/latlng"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func TestSetGetRoundTrip(t *testing.T) {
@@ -378,5 +379,30 @@ func TestGetAllMissingAndFound(t *testing.T) {
 	snaps := must(c.GetAll(ctx, []*firestore.DocumentRef{c.Doc("c/a"), c.Doc("c/nope")}))(t)
 	if !snaps[0].Exists() || snaps[1].Exists() {
 		t.Errorf("exists = %v, %v; want true, false", snaps[0].Exists(), snaps[1].Exists())
+	}
+}
+
+func TestOutOfRangeTimestampRejected(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	doc := c.Doc("c/ts")
+	for _, tc := range []struct {
+		name string
+		ts   *timestamppb.Timestamp
+	}{
+		{name: "after year 9999", ts: &timestamppb.Timestamp{Seconds: 253402300800}},
+		{name: "before year 1", ts: &timestamppb.Timestamp{Seconds: -62135596801}},
+		{name: "negative nanos", ts: &timestamppb.Timestamp{Seconds: 1, Nanos: -5}},
+		{name: "nanos of two seconds", ts: &timestamppb.Timestamp{Seconds: 1, Nanos: 2e9}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := doc.Set(ctx, map[string]any{"t": tc.ts})
+			wantCode(t, err, codes.InvalidArgument)
+		})
+	}
+	last := time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	must(doc.Set(ctx, map[string]any{"t": last}))(t)
+	if got := must(doc.Get(ctx))(t).Data()["t"].(time.Time); !got.Equal(last) {
+		t.Fatalf("t = %v, want %v", got, last)
 	}
 }
