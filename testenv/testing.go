@@ -6,13 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"cloud.google.com/go/bigquery"
-	"cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/storage"
-
 	"github.com/labplatform/platform/contracts/config"
-	"github.com/labplatform/platform/contracts/gcp"
 )
 
 // Run starts an Env for a test binary, stores it in *env, runs the tests and
@@ -49,37 +43,18 @@ func (e *Env) NewTestPlatform(t testing.TB) config.Platform {
 	return p
 }
 
-// Clients are the official clients of one platform, built by contracts/gcp
-// exactly as services build them.
-type Clients struct {
-	Storage   *storage.Client
-	PubSub    *pubsub.Client
-	Firestore *firestore.Client
-	BigQuery  *bigquery.Client
-}
-
-// NewTestClients builds the clients of p; they are closed when the test
-// ends. The test fails at once if one cannot be built.
+// NewTestClients builds the clients of p (NewClients); they are closed when
+// the test ends. The test fails at once if one cannot be built.
 func NewTestClients(t testing.TB, p config.Platform) *Clients {
 	t.Helper()
-	ctx := t.Context()
-	var c Clients
-	var err error
-	if c.Storage, err = gcp.NewStorage(ctx, p); err != nil {
+	c, err := NewClients(t.Context(), p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Storage.Close() })
-	if c.PubSub, err = gcp.NewPubSub(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.PubSub.Close() })
-	if c.Firestore, err = gcp.NewFirestore(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Firestore.Close() })
-	if c.BigQuery, err = gcp.NewBigQuery(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.BigQuery.Close() })
-	return &c
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close clients: %v", err)
+		}
+	})
+	return c
 }
