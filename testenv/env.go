@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -317,11 +318,18 @@ func setEnv(vars map[string]string) func() {
 	}
 }
 
-// logWriter turns the storage emulator's log lines into slog records.
+// logWriter turns the storage emulator's log lines into slog records: its
+// access log at debug level, and its notifier's failures ("error publishing
+// event: ...": a notification that was lost) as errors.
 type logWriter struct{ log *slog.Logger }
 
 func (w *logWriter) Write(p []byte) (int, error) {
-	w.log.Debug(string(trimNewline(p)))
+	line := string(trimNewline(p))
+	if strings.HasPrefix(line, "error") {
+		w.log.Error("storage emulator", "msg", line)
+	} else {
+		w.log.Debug(line)
+	}
 	return len(p), nil
 }
 
