@@ -17,7 +17,7 @@ BENCHTIME ?= 1s
 RUNFLAGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help test lint fmt vet staticcheck tidy-check bench run
+.PHONY: help test lint fmt vet staticcheck tidy-check bench bench-tools run
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,8 +44,13 @@ $(STATICCHECK):
 tidy-check: ## fail if a go.mod or go.sum is not tidy
 	@for m in $(MODULES); do (cd $$m && go mod tidy -diff >/dev/null) || { echo "go.mod of $$m is not tidy: run (cd $$m && go mod tidy)"; exit 1; }; done
 
-bench: ## run every module's benchmarks (see BENCHMARKS.md)
-	go test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
+bench: bench-tools ## run every module's benchmarks (see BENCHMARKS.md)
+	go test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -timeout 60m $(PKGS)
+
+# Peers the benchmarks compare with, from Debian's packages when we are root;
+# a benchmark whose peer is missing skips with a message saying how to get it.
+bench-tools:
+	@command -v rclone >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq rclone >/dev/null; } || echo "rclone could not be installed: BenchmarkIngestVsRclone will skip"
 
 run: ## run the local platform in the foreground until Ctrl-C
 	go build -o $(BIN)/labstack ./testenv/cmd/labstack
