@@ -95,10 +95,11 @@ func (s *Shipper) upload(ctx context.Context, object string, d digest, meta map[
 	w.Metadata = meta
 	w.CRC32C = d.crc32c
 	w.SendCRC32C = true
-	// The writer buffers one chunk (default 16 MiB) so it can retry; a
-	// smaller object needs a buffer only its size (rounded up to the
-	// 256 KiB the API requires).
-	w.ChunkSize = int(min(int64(googleapi.DefaultUploadChunkSize), (d.size/googleapi.MinUploadChunkSize+1)*googleapi.MinUploadChunkSize))
+	// One streaming request, no chunk buffer: a failed upload is retried
+	// whole by the next pass (ifGenerationMatch=0 keeps that safe), so the
+	// client's per-chunk retry buys nothing here, and its buffer costs
+	// memory and a copy of every byte.
+	w.ChunkSize = 0
 	if s.limiter != nil {
 		body = &limitedReader{ctx: wctx, r: body, l: s.limiter}
 	}
