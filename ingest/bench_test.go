@@ -10,6 +10,7 @@ import (
 	"github.com/labplatform/platform/contracts/gcp"
 	"github.com/labplatform/platform/contracts/names"
 	"github.com/labplatform/platform/ingest"
+	"github.com/labplatform/platform/ingest/internal/rawcheck"
 )
 
 // BenchmarkShipTree ships 100 robot folders of 4 files of 1-2 MB each
@@ -59,7 +60,7 @@ func BenchmarkShipTree(b *testing.B) {
 			b.Fatalf("pass: %+v %v", res, err)
 		}
 		ckpt.Close()
-		for name := range listObjects(b, b.Context(), bucket) {
+		for name := range rawcheck.Objects(b, b.Context(), bucket) {
 			if err := bucket.Object(name).Delete(b.Context()); err != nil {
 				b.Fatal(err)
 			}

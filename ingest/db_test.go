@@ -9,6 +9,7 @@ import (
 
 	"github.com/labplatform/platform/contracts/robotcsv"
 	"github.com/labplatform/platform/ingest"
+	"github.com/labplatform/platform/ingest/internal/rawcheck"
 )
 
 type dbWriter struct {
@@ -47,7 +48,7 @@ func TestDBChunking(t *testing.T) {
 	if res := r.pass(); res.Chunks == 0 {
 		t.Fatalf("first pass: %+v, want chunks", res)
 	}
-	if got := dbLines(t, t.Context(), r.bucket, r.objects(), dbHeader); !slices.Equal(got, db.lines) {
+	if got := rawcheck.ChunkLines(t, t.Context(), r.bucket, r.objects(), dbHeader); !slices.Equal(got, db.lines) {
 		t.Fatalf("after pass 1: lines %q, want %q", got, db.lines)
 	}
 	// Complete the partial line, grow over several passes.
@@ -84,7 +85,7 @@ func TestDBChunking(t *testing.T) {
 	r.pass()
 	r.pass()
 
-	got := dbLines(t, t.Context(), r.bucket, r.objects(), dbHeader)
+	got := rawcheck.ChunkLines(t, t.Context(), r.bucket, r.objects(), dbHeader)
 	if !slices.Equal(got, db.lines) {
 		t.Errorf("shipped lines (%d):\n%q\nwant (%d):\n%q", len(got), got, len(db.lines), db.lines)
 	}
@@ -116,7 +117,7 @@ func TestDBChunkMinimum(t *testing.T) {
 	if res := r.pass(); res.Chunks != 1 {
 		t.Fatalf("after the maximum wait: %+v, want 1 chunk", res)
 	}
-	if got := dbLines(t, t.Context(), r.bucket, r.objects(), dbHeader); !slices.Equal(got, db.lines) {
+	if got := rawcheck.ChunkLines(t, t.Context(), r.bucket, r.objects(), dbHeader); !slices.Equal(got, db.lines) {
 		t.Errorf("lines %q, want %q", got, db.lines)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/labplatform/platform/ingest"
 	"github.com/labplatform/platform/ingest/internal/faultfs"
 	"github.com/labplatform/platform/ingest/internal/fstest"
+	"github.com/labplatform/platform/ingest/internal/rawcheck"
 )
 
 func TestFSConformance(t *testing.T) {
@@ -82,7 +83,7 @@ func TestFaultsAreRetried(t *testing.T) {
 	if got := r.counter(r.metrics.Retries.WithLabelValues("R001")); got != 4 {
 		t.Errorf("retries = %v, want 4 (three files and the database)", got)
 	}
-	if got := dbLines(t, t.Context(), r.bucket, r.objects(), dbHeader); !slices.Equal(got, db.lines) {
+	if got := rawcheck.ChunkLines(t, t.Context(), r.bucket, r.objects(), dbHeader); !slices.Equal(got, db.lines) {
 		t.Errorf("database lines %q, want %q", got, db.lines)
 	}
 }
@@ -116,7 +117,7 @@ func TestFileChangedWhileRead(t *testing.T) {
 		t.Fatalf("pass: %+v, want 1 shipped", res)
 	}
 	want, _ := os.ReadFile(p)
-	if got := readObject(t, t.Context(), r.bucket, rawPrefix+"moving.csv"); string(got) != string(want) {
+	if got := rawcheck.Read(t, t.Context(), r.bucket, rawPrefix+"moving.csv"); string(got) != string(want) {
 		t.Errorf("object %q, want %q", got, want)
 	}
 }

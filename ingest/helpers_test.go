@@ -1,15 +1,8 @@
 package ingest_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +10,11 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/api/iterator"
 
 	"github.com/labplatform/platform/contracts/gcp"
 	"github.com/labplatform/platform/contracts/names"
 	"github.com/labplatform/platform/ingest"
+	"github.com/labplatform/platform/ingest/internal/rawcheck"
 	"github.com/labplatform/platform/testenv"
 )
 
@@ -178,101 +171,10 @@ func (r *rig) touch(p string) {
 // objects lists the raw bucket.
 func (r *rig) objects() map[string]*storage.ObjectAttrs {
 	r.t.Helper()
-	return listObjects(r.t, r.t.Context(), r.bucket)
-}
-
-func listObjects(t testing.TB, ctx context.Context, b *storage.BucketHandle) map[string]*storage.ObjectAttrs {
-	t.Helper()
-	out := map[string]*storage.ObjectAttrs{}
-	it := b.Objects(ctx, nil)
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("list objects: %v", err)
-		}
-		out[a.Name] = a
-	}
-}
-
-func readObject(t testing.TB, ctx context.Context, b *storage.BucketHandle, name string) []byte {
-	t.Helper()
-	rd, err := b.Object(name).NewReader(ctx)
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
-	}
-	defer rd.Close()
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
-	}
-	return data
+	return rawcheck.Objects(r.t, r.t.Context(), r.bucket)
 }
 
 func (r *rig) counter(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
-
-// dbLines checks the chunk objects of one database and returns the lines
-// they carry, in series and offset order: every chunk body is the header
-// followed by whole lines, and each series' ranges are contiguous.
-func dbLines(t testing.TB, ctx context.Context, b *storage.BucketHandle, objs map[string]*storage.ObjectAttrs, header string) []string {
-	t.Helper()
-	type chunk struct {
-		c    names.ChunkObject
-		body []byte
-	}
-	series := map[string][]chunk{}
-	for name := range objs {
-		if !names.IsChunkObject(name) {
-			continue
-		}
-		c, err := names.ParseChunkObject(name)
-		if err != nil {
-			t.Fatalf("chunk name: %v", err)
-		}
-		series[c.Series] = append(series[c.Series], chunk{c: c, body: readObject(t, ctx, b, name)})
-	}
-	var keys []string
-	for k := range series {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return seriesGen(keys[i]) < seriesGen(keys[j]) })
-	var lines []string
-	for _, k := range keys {
-		cs := series[k]
-		sort.Slice(cs, func(i, j int) bool { return cs[i].c.Start < cs[j].c.Start })
-		want := int64(len(header))
-		for _, c := range cs {
-			if c.c.Start != want {
-				t.Errorf("series %s: chunk %d-%d, want start %d (gap or overlap)", k, c.c.Start, c.c.End, want)
-			}
-			want = c.c.End
-			rest, ok := bytes.CutPrefix(c.body, []byte(header))
-			if !ok {
-				t.Errorf("chunk %s-%d: body does not start with the header", k, c.c.Start)
-			}
-			if int64(len(rest)) != c.c.End-c.c.Start {
-				t.Errorf("chunk %s-%d: %d body bytes, name says %d", k, c.c.Start, len(rest), c.c.End-c.c.Start)
-			}
-			if !bytes.HasSuffix(rest, []byte("\n")) {
-				t.Errorf("chunk %s-%d: ends inside a line", k, c.c.Start)
-			}
-			for _, l := range strings.SplitAfter(string(rest), "\n") {
-				if l != "" {
-					lines = append(lines, strings.TrimSuffix(l, "\n"))
-				}
-			}
-		}
-	}
-	return lines
-}
-
-func seriesGen(s string) int {
-	var g int
-	fmt.Sscanf(s, "g%d-", &g)
-	return g
-}
 
 func promRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labplatform/platform/contracts/names"
 	"github.com/labplatform/platform/ingest"
+	"github.com/labplatform/platform/ingest/internal/rawcheck"
 )
 
 func (r *rig) upload(name string, body []byte) {
@@ -91,7 +92,7 @@ func TestPendingChunkResumes(t *testing.T) {
 	if res := r.pass(); res.Chunks != 0 {
 		t.Fatalf("pass: %+v, want nothing more", res)
 	}
-	if got := dbLines(t, t.Context(), r.bucket, r.objects(), dbHeader); !slices.Equal(got, db.lines) {
+	if got := rawcheck.ChunkLines(t, t.Context(), r.bucket, r.objects(), dbHeader); !slices.Equal(got, db.lines) {
 		t.Errorf("lines %q, want %q", got, db.lines)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labplatform/platform/contracts/robotcsv"
 	"github.com/labplatform/platform/ingest"
+	"github.com/labplatform/platform/ingest/internal/rawcheck"
 )
 
 // v2 builds a small robot export in CSV version 2.
@@ -67,7 +68,7 @@ func TestStabilityWindow(t *testing.T) {
 	}
 	objs := r.objects()
 	want, _ := os.ReadFile(growing)
-	if got := readObject(t, t.Context(), r.bucket, rawPrefix+"growing.csv"); string(got) != string(want) {
+	if got := rawcheck.Read(t, t.Context(), r.bucket, rawPrefix+"growing.csv"); string(got) != string(want) {
 		t.Errorf("growing.csv object = %q, want the whole file %q", got, want)
 	}
 	if _, ok := objs[rawPrefix+"empty.csv"]; ok || len(objs) != 2 {
@@ -140,7 +141,7 @@ func TestExactlyOnce(t *testing.T) {
 	}
 	sum := sha256.Sum256([]byte(rewritten))
 	versioned := fmt.Sprintf("%sf1.sha-%s.csv", rawPrefix, hex.EncodeToString(sum[:])[:12])
-	if got := readObject(t, t.Context(), r.bucket, versioned); string(got) != rewritten {
+	if got := rawcheck.Read(t, t.Context(), r.bucket, versioned); string(got) != rewritten {
 		t.Errorf("%s = %q, want the rewritten content", versioned, got)
 	}
 	if res := r.pass(); res.Shipped != 0 {

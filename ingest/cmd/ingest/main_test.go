@@ -5,15 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,12 +18,12 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
 
 	"github.com/labplatform/platform/contracts/config"
 	"github.com/labplatform/platform/contracts/gcp"
 	"github.com/labplatform/platform/contracts/names"
 	"github.com/labplatform/platform/contracts/robotcsv"
+	"github.com/labplatform/platform/ingest/internal/rawcheck"
 	"github.com/labplatform/platform/testenv"
 )
 
@@ -281,7 +278,7 @@ func TestCrashSafety(t *testing.T) {
 	catchUp, cancelCatchUp := context.WithTimeout(ctx, 25*time.Second)
 	defer cancelCatchUp()
 	for {
-		objs := listAll(t, ctx, bucket)
+		objs := rawcheck.Objects(t, ctx, bucket)
 		files, chunks := 0, 0
 		for name := range objs {
 			if names.IsChunkObject(name) {
@@ -290,7 +287,7 @@ func TestCrashSafety(t *testing.T) {
 				files++
 			}
 		}
-		if files >= wantFiles && len(chunkLines(t, ctx, bucket, objs)) >= wantLines {
+		if files >= wantFiles && len(rawcheck.ChunkLines(t, ctx, bucket, objs, crashHeader)) >= wantLines {
 			break
 		}
 		select {
@@ -308,7 +305,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Errorf("graceful stop: %v\n%s", err, logs.String())
 	}
 
-	objs := listAll(t, ctx, bucket)
+	objs := rawcheck.Objects(t, ctx, bucket)
 	got := map[string]int{}
 	for name, a := range objs {
 		if names.IsChunkObject(name) {
@@ -326,7 +323,7 @@ func TestCrashSafety(t *testing.T) {
 			t.Errorf("object %s: no such complete source file", name)
 			continue
 		}
-		body := readAll(t, ctx, bucket, name)
+		body := rawcheck.Read(t, ctx, bucket, name)
 		sum := sha256.Sum256(body)
 		if hex.EncodeToString(sum[:]) != want || a.Metadata["sha256"] != want {
 			t.Errorf("object %s: sha256 %x (metadata %s), want %s: a partial or wrong file", name, sum, a.Metadata["sha256"], want)
@@ -337,7 +334,7 @@ func TestCrashSafety(t *testing.T) {
 			t.Errorf("%s: %d objects, want exactly 1", key, got[key])
 		}
 	}
-	lines := chunkLines(t, ctx, bucket, objs)
+	lines := rawcheck.ChunkLines(t, ctx, bucket, objs, crashHeader)
 	if !slices.Equal(sortedCopy(lines), sortedCopy(w.lines)) {
 		t.Errorf("database: %d lines shipped, %d written; they differ (a line lost or repeated)", len(lines), len(w.lines))
 	}
@@ -361,85 +358,14 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func listAll(t *testing.T, ctx context.Context, b *storage.BucketHandle) map[string]*storage.ObjectAttrs {
-	t.Helper()
-	out := map[string]*storage.ObjectAttrs{}
-	it := b.Objects(ctx, nil)
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		out[a.Name] = a
-	}
-}
-
 func countChunks(t *testing.T, ctx context.Context, b *storage.BucketHandle) int {
 	n := 0
-	for name := range listAll(t, ctx, b) {
+	for name := range rawcheck.Objects(t, ctx, b) {
 		if names.IsChunkObject(name) {
 			n++
 		}
 	}
 	return n
-}
-
-func readAll(t *testing.T, ctx context.Context, b *storage.BucketHandle, name string) []byte {
-	t.Helper()
-	r, err := b.Object(name).NewReader(ctx)
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
-	}
-	return data
-}
-
-// chunkLines returns the lines of every chunk, checking that each body is
-// the header and whole lines, and that each series' ranges neither overlap
-// nor leave gaps.
-func chunkLines(t *testing.T, ctx context.Context, b *storage.BucketHandle, objs map[string]*storage.ObjectAttrs) []string {
-	t.Helper()
-	bySeries := map[string][]names.ChunkObject{}
-	for name := range objs {
-		if !names.IsChunkObject(name) {
-			continue
-		}
-		c, err := names.ParseChunkObject(name)
-		if err != nil {
-			t.Fatalf("chunk name: %v", err)
-		}
-		bySeries[c.Series] = append(bySeries[c.Series], c)
-	}
-	var lines []string
-	for s, cs := range bySeries {
-		sort.Slice(cs, func(i, j int) bool { return cs[i].Start < cs[j].Start })
-		next := int64(len(crashHeader))
-		for _, c := range cs {
-			if c.Start != next {
-				t.Errorf("series %s: chunk %d-%d after %d: gap or overlap", s, c.Start, c.End, next)
-			}
-			next = c.End
-			name, _ := c.Name()
-			body := readAll(t, ctx, b, name)
-			rest, ok := bytes.CutPrefix(body, []byte(crashHeader))
-			if !ok || !bytes.HasSuffix(rest, []byte("\n")) || int64(len(rest)) != c.End-c.Start {
-				t.Errorf("chunk %s: not the header and whole lines of its range", name)
-			}
-			for _, l := range strings.Split(strings.TrimSuffix(string(rest), "\n"), "\n") {
-				if l != "" {
-					lines = append(lines, l)
-				}
-			}
-		}
-	}
-	return lines
 }
 
 func sortedCopy(s []string) []string {
