@@ -37,9 +37,6 @@ type Options struct {
 	// Firestore documents across restarts in this directory. Pub/Sub is
 	// always in memory.
 	DataDir string
-	// RetryMinBackoff is the minimum redelivery delay of process-raw after a
-	// nack; default 10s, as in production. Tests shorten it.
-	RetryMinBackoff time.Duration
 	// StartTimeout bounds Start; default 2 minutes.
 	StartTimeout time.Duration
 	// Logger receives the emulators' logs; default discards them.
@@ -59,9 +56,6 @@ func (o *Options) defaults() {
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 2 * time.Minute
 	}
-	if o.RetryMinBackoff == 0 {
-		o.RetryMinBackoff = 10 * time.Second
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -74,7 +68,6 @@ type Env struct {
 	Platform config.Platform
 
 	log        *slog.Logger
-	backoff    time.Duration
 	versioning bool
 	pubsub     *pstest.Server
 	gcs        *fakestorage.Server
@@ -105,7 +98,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if !active.TryLock() {
 		return nil, errors.New("testenv: another Env is running in this process; close it first")
 	}
-	e := &Env{log: opts.Logger, backoff: opts.RetryMinBackoff, versioning: opts.DataDir == "", serveErr: make(chan error, 2)}
+	e := &Env{log: opts.Logger, versioning: opts.DataDir == "", serveErr: make(chan error, 2)}
 	// Emulators answer at once or not at all: bound the start so a fault
 	// surfaces as an error, not as client retries that never end.
 	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)

@@ -39,9 +39,7 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	os.Exit(testenv.Run(m, &env, testenv.Options{RetryMinBackoff: 50 * time.Millisecond}))
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env, testenv.Options{})) }
 
 // receive pulls from sub until want messages arrived or ctx ends, acking each.
 func receive(ctx context.Context, t *testing.T, client *pubsub.Client, sub string, want int) []*pubsub.Message {

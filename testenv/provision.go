@@ -119,8 +119,10 @@ func (e *Env) provisionPubSub(ctx context.Context, p config.Platform) error {
 				MaxDeliveryAttempts: names.MaxDeliveryAttempts,
 			},
 			RetryPolicy: &pubsubpb.RetryPolicy{
-				MinimumBackoff: durationpb.New(e.backoff),
-				MaximumBackoff: durationpb.New(max(e.backoff, 600*time.Second)),
+				// As on GCP; pstest accepts the policy but redelivers a
+				// nacked message at once.
+				MinimumBackoff: durationpb.New(10 * time.Second),
+				MaximumBackoff: durationpb.New(600 * time.Second),
 			},
 		},
 		{
