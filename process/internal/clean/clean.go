@@ -1,0 +1,653 @@
+package clean
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/civil"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/labplatform/platform/contracts/labtests"
+	"github.com/labplatform/platform/contracts/robotcsv"
+	"github.com/labplatform/platform/process/internal/csvtok"
+)
+
+// Source identifies the raw object being cleaned; it fills the lineage
+// columns of every row.
+type Source struct {
+	// Object and Generation name the raw object (source_object,
+	// source_generation).
+	Object     string
+	Generation int64
+	// Robot is the robot id of every row (robot_id).
+	Robot string
+}
+
+// Options tune Clean. The zero value is ready to use.
+type Options struct {
+	// Now is the clock for ingested_at and the future-timestamp rule;
+	// default time.Now.
+	Now func() time.Time
+	// FutureTolerance is how far in the future a timestamp may lie (robot
+	// clocks drift); default 10 minutes.
+	FutureTolerance time.Duration
+	// BatchRows is the number of rows per Arrow record batch, in and out;
+	// default 16384.
+	BatchRows int
+	// RunBytes bounds the memory of the rows held for sorting; a file with
+	// more is sorted in runs spilled to TempDir and merged. Default 48 MiB.
+	RunBytes int
+	// TempDir holds spilled runs; default os.TempDir().
+	TempDir string
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FutureTolerance == 0 {
+		o.FutureTolerance = 10 * time.Minute
+	}
+	if o.BatchRows <= 0 {
+		o.BatchRows = 16384
+	}
+	if o.RunBytes <= 0 {
+		o.RunBytes = 48 << 20
+	}
+	return o
+}
+
+// Sink receives what Clean produces. Clean calls it from one goroutine.
+type Sink interface {
+	// Curated receives the valid rows of one collected_at day (UTC) in
+	// output order: patient_id, test_code, sample_id. Batches of different
+	// days interleave. rec is released after the call returns.
+	Curated(day civil.Date, rec arrow.RecordBatch) error
+	// Quarantine receives every rejected line in line order, then every
+	// superseded row; q is valid during the call only.
+	Quarantine(q *Quarantined) error
+	// Result receives every row kept, in output order (so sorted by
+	// patient), for the patient summaries.
+	Result(r *Result) error
+}
+
+// Quarantined is one line that did not become a curated row.
+type Quarantined struct {
+	Line int64
+	// Reasons holds every rule the line broke (reason codes), in rule order.
+	Reasons []string
+	// Detail explains the first reason, and more when useful.
+	Detail string
+	// Raw is the line as read (cut for overlong lines; empty for superseded
+	// rows, whose text is in the raw object at Line).
+	Raw []byte
+}
+
+// Result is one kept row, in the shape patient summaries need. Its strings
+// are safe to keep.
+type Result struct {
+	PatientID, TestCode, SampleID, Unit, Flag, Status string
+	Value                                             float64
+	CollectedAt, AnalyzedAt                           time.Time
+}
+
+// ErrInput is the class of errors about the input stream itself (I/O while
+// reading); content problems are never errors, they are quarantined.
+var ErrInput = errors.New("read input")
+
+// Clean reads one robot CSV export from in, cleans it, and hands curated
+// batches, quarantined lines and results to sink. It returns the report,
+// whose counts satisfy RowsIn = RowsValid + RowsQuarantined +
+// RowsSuperseded. Memory stays bounded by Options.RunBytes plus a few
+// batches, whatever the file's size.
+func Clean(ctx context.Context, in io.Reader, src Source, sink Sink, opts Options) (*Report, error) {
+	opts = opts.withDefaults()
+	start := opts.Now()
+	c := &cleaner{
+		opts:    opts,
+		src:     src,
+		sink:    sink,
+		cat:     newCatalogue(),
+		report:  newReport(),
+		mem:     memory.DefaultAllocator,
+		nowUS:   start.UnixMicro(),
+		limitUS: start.Add(opts.FutureTolerance).UnixMicro(),
+	}
+	hasher := sha256.New()
+	counter := &countingReader{r: in, h: hasher}
+	br := bufio.NewReaderSize(counter, 256<<10)
+	err := c.run(ctx, br)
+	c.report.Bytes = counter.n
+	c.report.SHA256 = hex.EncodeToString(hasher.Sum(nil))
+	c.report.Timings.Total = seconds(opts.Now().Sub(start))
+	if err != nil {
+		return c.report, err
+	}
+	return c.report, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.h.Write(p[:n])
+	return n, err
+}
+
+type cleaner struct {
+	opts   Options
+	src    Source
+	sink   Sink
+	cat    *catalogue
+	report *Report
+	mem    memory.Allocator
+
+	layout         *robotcsv.Layout
+	header         []byte
+	nowUS, limitUS int64
+
+	batch   *rawBatch
+	cur     run
+	spilled *spillFile
+	times   [2]timeParser
+	scratch []byte
+	q       Quarantined
+}
+
+func (c *cleaner) run(ctx context.Context, br *bufio.Reader) error {
+	parseStart := c.opts.Now()
+	header, err := peekLine(br)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	if len(header) == 0 {
+		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+			c.report.Empty = true
+			return nil // zero bytes: nothing to clean, nothing lost
+		}
+	}
+	layout, detectErr := robotcsv.Detect(string(header))
+	delim := byte(',')
+	if layout != nil {
+		delim = layout.Version.Delimiter
+		c.report.SchemaVersion = layout.Version.Name
+	} else if bytes.Count(header, []byte{';'}) > bytes.Count(header, []byte{','}) {
+		delim = ';'
+	}
+	tok := csvtok.New(br, csvtok.Options{Delimiter: delim})
+	first, ok := tok.Next()
+	if !ok {
+		if err := tok.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		return nil
+	}
+	c.header = bytes.Clone(first.Raw)
+	if detectErr != nil {
+		c.report.HeaderError = detectErr.Error()
+		return c.quarantineAll(ctx, tok, detectErr.Error())
+	}
+	c.layout = layout
+	for i := range c.times {
+		c.times[i] = timeParser{v: layout.Version}
+	}
+	c.batch = newRawBatch(c.mem, layout)
+	for n := 0; ; n++ {
+		r, ok := tok.Next()
+		if !ok {
+			break
+		}
+		if n&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := c.line(r); err != nil {
+			return err
+		}
+	}
+	if err := tok.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	if err := c.cleanBatch(); err != nil {
+		return err
+	}
+	c.report.Timings.Parse = seconds(c.opts.Now().Sub(parseStart))
+	return c.finish(ctx)
+}
+
+// peekLine returns the first line without consuming it (up to 64 KiB).
+func peekLine(br *bufio.Reader) ([]byte, error) {
+	b, err := br.Peek(64 << 10)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, err
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return b, nil
+}
+
+// quarantineAll rejects every line after the header of a file whose header
+// no version matches.
+func (c *cleaner) quarantineAll(ctx context.Context, tok *csvtok.Reader, detail string) error {
+	for n := 0; ; n++ {
+		r, ok := tok.Next()
+		if !ok {
+			break
+		}
+		if n&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		c.report.RowsIn++
+		if err := c.quarantine(r.Line, r.Raw, detail, ReasonUnknownHeader); err != nil {
+			return err
+		}
+	}
+	if err := tok.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	return nil
+}
+
+func (c *cleaner) quarantine(line int64, raw []byte, detail string, reasons ...string) error {
+	c.report.RowsQuarantined++
+	for _, r := range reasons {
+		c.report.Reasons[r]++
+	}
+	c.q = Quarantined{Line: line, Reasons: reasons, Detail: detail, Raw: raw}
+	if err := c.sink.Quarantine(&c.q); err != nil {
+		return fmt.Errorf("quarantine line %d: %w", line, err)
+	}
+	return nil
+}
+
+var problemReasons = map[csvtok.Problem]string{
+	csvtok.ProblemTooLong:           ReasonLineTooLong,
+	csvtok.ProblemInvalidUTF8:       ReasonInvalidUTF8,
+	csvtok.ProblemUnterminatedQuote: ReasonMalformedQuotes,
+	csvtok.ProblemBadQuote:          ReasonMalformedQuotes,
+}
+
+// line takes one data line: rejects what is broken as a line, and queues the
+// rest for field-level cleaning.
+func (c *cleaner) line(r *csvtok.Record) error {
+	c.report.RowsIn++
+	if r.Problem != csvtok.ProblemNone {
+		reason, ok := problemReasons[r.Problem]
+		if !ok {
+			reason = ReasonMalformedQuotes
+		}
+		return c.quarantine(r.Line, r.Raw, r.Problem.String(), reason)
+	}
+	if len(r.Raw) == 0 || len(bytes.TrimSpace(r.Raw)) == 0 {
+		return c.quarantine(r.Line, r.Raw, "empty line", ReasonEmptyLine)
+	}
+	if bytes.Equal(bytes.TrimSpace(r.Raw), bytes.TrimSpace(c.header)) {
+		return c.quarantine(r.Line, r.Raw, "the header line again", ReasonDuplicateHeader)
+	}
+	if len(r.Fields) != c.layout.Width {
+		detail := fmt.Sprintf("%d fields, want %d", len(r.Fields), c.layout.Width)
+		if r.NoNewline && len(r.Fields) < c.layout.Width {
+			return c.quarantine(r.Line, r.Raw, detail+" in the last line, which has no line end", ReasonTruncatedLine)
+		}
+		return c.quarantine(r.Line, r.Raw, detail, ReasonWrongColumnCount)
+	}
+	c.batch.append(r)
+	if c.batch.len() >= c.opts.BatchRows {
+		return c.cleanBatch()
+	}
+	return nil
+}
+
+// rawBatch is an Arrow record batch of the file's fields as text, the
+// input of the cleaning rules.
+type rawBatch struct {
+	pos    []int // column of each robotcsv.Field, -1 when absent
+	fields []*array.StringBuilder
+	lines  *array.Int64Builder
+	raws   *array.BinaryBuilder
+	n      int
+}
+
+const numFields = int(robotcsv.InstrumentFW) + 1
+
+func newRawBatch(mem memory.Allocator, l *robotcsv.Layout) *rawBatch {
+	b := &rawBatch{
+		pos:    make([]int, numFields),
+		fields: make([]*array.StringBuilder, numFields),
+		lines:  array.NewInt64Builder(mem),
+		raws:   array.NewBinaryBuilder(mem, arrow.BinaryTypes.Binary),
+	}
+	for f := range numFields {
+		b.pos[f] = l.Pos(robotcsv.Field(f))
+		if b.pos[f] >= 0 {
+			b.fields[f] = array.NewStringBuilder(mem)
+		}
+	}
+	return b
+}
+
+func (b *rawBatch) append(r *csvtok.Record) {
+	for f, p := range b.pos {
+		if p >= 0 {
+			b.fields[f].BinaryBuilder.Append(r.Fields[p])
+		}
+	}
+	b.lines.Append(r.Line)
+	b.raws.Append(r.Raw)
+	b.n++
+}
+
+func (b *rawBatch) len() int { return b.n }
+
+// rawArrays is a finished raw batch.
+type rawArrays struct {
+	fields []*array.String
+	lines  *array.Int64
+	raws   *array.Binary
+	n      int
+}
+
+func (b *rawBatch) finish() *rawArrays {
+	a := &rawArrays{fields: make([]*array.String, numFields), lines: b.lines.NewInt64Array(), raws: b.raws.NewBinaryArray(), n: b.n}
+	for f, fb := range b.fields {
+		if fb != nil {
+			a.fields[f] = fb.NewStringArray()
+		}
+	}
+	b.n = 0
+	return a
+}
+
+func (a *rawArrays) release() {
+	for _, f := range a.fields {
+		if f != nil {
+			f.Release()
+		}
+	}
+	a.lines.Release()
+	a.raws.Release()
+}
+
+func (a *rawArrays) get(f robotcsv.Field, i int) string {
+	if col := a.fields[f]; col != nil {
+		return strings.TrimSpace(col.Value(i))
+	}
+	return ""
+}
+
+// cleanBatch applies every rule to the queued rows: the failures go to
+// quarantine with all their reasons, the rest into the current sort run.
+func (c *cleaner) cleanBatch() error {
+	if c.batch.len() == 0 {
+		return nil
+	}
+	a := c.batch.finish()
+	defer a.release()
+	v := c.layout.Version
+	for i := 0; i < a.n; i++ {
+		var ch check
+		rw, patient, sample, fw, unit := c.checkRow(a, i, v, &ch)
+		if len(ch.reasons) > 0 {
+			if err := c.quarantine(a.lines.Value(i), a.raws.Value(i), ch.detail(), ch.reasons...); err != nil {
+				return err
+			}
+			continue
+		}
+		c.cur.add(rw, patient, sample, fw, unit)
+		c.report.RowsValid++ // superseded rows are moved out of valid when found
+		if c.cur.bytes() >= c.opts.RunBytes {
+			if err := c.spill(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// check collects the reasons a row breaks, in rule order.
+type check struct {
+	reasons []string
+	details []string
+}
+
+func (ch *check) fail(reason, detail string) {
+	ch.reasons = append(ch.reasons, reason)
+	ch.details = append(ch.details, detail)
+}
+
+func (ch *check) detail() string { return strings.Join(ch.details, "; ") }
+
+var requiredFields = []robotcsv.Field{robotcsv.SampleID, robotcsv.PatientID, robotcsv.Test, robotcsv.Value, robotcsv.Unit, robotcsv.CollectedAt, robotcsv.Status}
+
+func (c *cleaner) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (rw row, patient, sample, fw, unit string) {
+	for _, f := range requiredFields {
+		if v.Has(f) && a.get(f, i) == "" {
+			ch.fail(ReasonMissingField, "missing "+f.String())
+		}
+	}
+	sample, patient = a.get(robotcsv.SampleID, i), a.get(robotcsv.PatientID, i)
+	if sample != "" && !validID(sample) {
+		ch.fail(ReasonBadSampleID, fmt.Sprintf("sample id %q is not 3-64 letters, digits, '-' or '_'", cut(sample)))
+	}
+	if patient != "" && !validID(patient) {
+		ch.fail(ReasonBadPatientID, "patient id is not 3-64 letters, digits, '-' or '_'")
+	}
+	test := -1
+	if code := a.get(robotcsv.Test, i); code != "" {
+		if test = c.cat.lookup(v.TestCoding, code); test < 0 {
+			ch.fail(ReasonUnknownTest, fmt.Sprintf("test %q is not in the catalogue", cut(code)))
+		}
+	}
+	valueText := a.get(robotcsv.Value, i)
+	value, valueOK := parseNumber(valueText, v.DecimalSeparator, &c.scratch)
+	if valueText != "" && !valueOK {
+		ch.fail(ReasonBadValue, fmt.Sprintf("value %q is not a number", cut(valueText)))
+	}
+	unit = a.get(robotcsv.Unit, i)
+	cv := conversion{}
+	if test >= 0 && unit != "" {
+		if cv = c.cat.convert(test, unit); !cv.ok {
+			ch.fail(ReasonUnknownUnit, fmt.Sprintf("unit %q is not accepted for %s", cut(unit), c.cat.tests[test].Code))
+		}
+	}
+	t := labtests.Test{}
+	if test >= 0 {
+		t = c.cat.tests[test]
+	}
+	canonical := value*cv.factor + cv.offset
+	if test >= 0 && valueOK && cv.ok && !t.IsPlausible(canonical) {
+		ch.fail(ReasonImplausibleValue, fmt.Sprintf("%g %s is outside the plausible %g-%g", canonical, t.Unit, t.Plausible.Low, t.Plausible.High))
+	}
+	ref, hasRef := c.refRange(a, i, v, ch)
+	if cv.ok {
+		ref.Low = ref.Low*cv.factor + cv.offset
+		ref.High = ref.High*cv.factor + cv.offset
+	}
+	collected, analyzed := c.timestamps(a, i, ch)
+	rank := statusRank(v.DefaultStatus)
+	if v.Has(robotcsv.Status) {
+		if s := a.get(robotcsv.Status, i); s != "" {
+			if rank = statusRank(s); rank == 0 {
+				ch.fail(ReasonBadStatus, fmt.Sprintf("status %q is not preliminary, final or corrected", cut(s)))
+			}
+		}
+	}
+	if len(ch.reasons) > 0 {
+		return row{}, "", "", "", ""
+	}
+	fw = a.get(robotcsv.InstrumentFW, i)
+	if len(fw) > 1024 {
+		fw = fw[:1024]
+	}
+	if len(unit) > 255 {
+		unit = unit[:255] // cannot happen: a unit this long is unknown
+	}
+	flagRef := t.Reference
+	if hasRef&1 != 0 {
+		flagRef.Low = ref.Low
+	}
+	if hasRef&2 != 0 {
+		flagRef.High = ref.High
+	}
+	rw = row{
+		collected: collected,
+		analyzed:  analyzed,
+		value:     canonical,
+		orig:      value,
+		refLow:    ref.Low,
+		refHigh:   ref.High,
+		line:      a.lines.Value(i),
+		test:      uint8(test),
+		status:    rank,
+		flag:      flagIndex(t.FlagFor(canonical, flagRef)),
+		hasRef:    hasRef,
+	}
+	return rw, patient, sample, fw, unit
+}
+
+// refRange reads the row's reference limits in the reported unit; bit 0 of
+// has says low is present, bit 1 high.
+func (c *cleaner) refRange(a *rawArrays, i int, v robotcsv.Version, ch *check) (r labtests.Range, has uint8) {
+	if v.Has(robotcsv.RefRange) {
+		s := a.get(robotcsv.RefRange, i)
+		if s == "" {
+			return r, 0
+		}
+		lo, hi, err := v.ParseRefRange(s)
+		if err != nil {
+			ch.fail(ReasonBadReferenceRange, fmt.Sprintf("reference range %q: not low-high", cut(s)))
+			return r, 0
+		}
+		r, has = labtests.Range{Low: lo, High: hi}, 3
+	} else {
+		if s := a.get(robotcsv.RefLow, i); s != "" {
+			lo, ok := parseNumber(s, v.DecimalSeparator, &c.scratch)
+			if !ok {
+				ch.fail(ReasonBadReferenceRange, fmt.Sprintf("ref_low %q is not a number", cut(s)))
+			}
+			r.Low, has = lo, has|1
+		}
+		if s := a.get(robotcsv.RefHigh, i); s != "" {
+			hi, ok := parseNumber(s, v.DecimalSeparator, &c.scratch)
+			if !ok {
+				ch.fail(ReasonBadReferenceRange, fmt.Sprintf("ref_high %q is not a number", cut(s)))
+			}
+			r.High, has = hi, has|2
+		}
+	}
+	if has == 3 && r.Low > r.High {
+		ch.fail(ReasonBadReferenceRange, fmt.Sprintf("reference range %g-%g is reversed", r.Low, r.High))
+	}
+	return r, has
+}
+
+func (c *cleaner) timestamps(a *rawArrays, i int, ch *check) (collected, analyzed int64) {
+	analyzed = noTime
+	s := a.get(robotcsv.CollectedAt, i)
+	if s != "" {
+		var ok bool
+		if collected, ok = c.times[0].parse(s); !ok {
+			ch.fail(ReasonBadTimestamp, fmt.Sprintf("collected_at %q is not a %s timestamp", cut(s), c.layout.Version.Name))
+		} else if collected > c.limitUS {
+			ch.fail(ReasonFutureTimestamp, fmt.Sprintf("collected_at %s is in the future", time.UnixMicro(collected).UTC().Format(time.RFC3339)))
+		}
+	}
+	if s := a.get(robotcsv.AnalyzedAt, i); s != "" {
+		t, ok := c.times[1].parse(s)
+		switch {
+		case !ok:
+			ch.fail(ReasonBadTimestamp, fmt.Sprintf("analyzed_at %q is not a %s timestamp", cut(s), c.layout.Version.Name))
+		case t > c.limitUS:
+			ch.fail(ReasonFutureTimestamp, fmt.Sprintf("analyzed_at %s is in the future", time.UnixMicro(t).UTC().Format(time.RFC3339)))
+		case collected != 0 && t < collected:
+			ch.fail(ReasonAnalyzedBefore, "analyzed_at is before collected_at")
+		default:
+			analyzed = t
+		}
+	}
+	return collected, analyzed
+}
+
+// cut shortens a field quoted in a detail.
+func cut(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+func (c *cleaner) spill() error {
+	if c.spilled == nil {
+		s, err := newSpillFile(c.opts.TempDir)
+		if err != nil {
+			return err
+		}
+		c.spilled = s
+	}
+	c.cur.sort()
+	if err := c.spilled.add(&c.cur); err != nil {
+		return err
+	}
+	c.report.Runs++
+	c.cur.reset()
+	return nil
+}
+
+// finish sorts what is left, merges it with any spilled runs and emits the
+// kept rows and the superseded ones.
+func (c *cleaner) finish(ctx context.Context) error {
+	mergeStart := c.opts.Now()
+	c.cur.sort()
+	c.report.Runs++
+	cursors := []cursor{&memCursor{r: &c.cur}}
+	if c.spilled != nil {
+		defer c.spilled.Close()
+		cursors = append(c.spilled.cursors(), cursors...)
+	}
+	m, err := newMerger(cursors)
+	if err != nil {
+		return err
+	}
+	e := newEmitter(c)
+	n := 0
+	if err := m.each(func(r *rec) error {
+		n++
+		if n&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		return e.add(r)
+	}); err != nil {
+		return err
+	}
+	if err := e.close(); err != nil {
+		return err
+	}
+	c.report.Timings.Merge = seconds(c.opts.Now().Sub(mergeStart))
+	return nil
+}
+
+// Day returns the UTC day of a Unix-microsecond timestamp.
+func day(us int64) civil.Date {
+	return civil.DateOf(time.UnixMicro(us).UTC())
+}
