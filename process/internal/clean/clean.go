@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/labplatform/platform/contracts/labtests"
 	"github.com/labplatform/platform/contracts/robotcsv"
 	"github.com/labplatform/platform/process/internal/csvtok"
+	"golang.org/x/sync/errgroup"
 )
 
 // Source identifies the raw object being cleaned; it fills the lineage
@@ -101,6 +103,9 @@ type Result struct {
 	CollectedAt, AnalyzedAt                           time.Time
 }
 
+// arrowPool serves every Clean call's Arrow buffers.
+var arrowPool memory.Allocator = &poolAllocator{}
+
 // ErrInput is the class of errors about the input stream itself (I/O while
 // reading); content problems are never errors, they are quarantined.
 var ErrInput = errors.New("read input")
@@ -119,7 +124,7 @@ func Clean(ctx context.Context, in io.Reader, src Source, sink Sink, opts Option
 		sink:    sink,
 		cat:     newCatalogue(),
 		report:  newReport(),
-		mem:     memory.DefaultAllocator,
+		mem:     arrowPool,
 		nowUS:   start.UnixMicro(),
 		limitUS: start.Add(opts.FutureTolerance).UnixMicro(),
 	}
@@ -161,7 +166,6 @@ type cleaner struct {
 	header         []byte
 	nowUS, limitUS int64
 
-	batch   *rawBatch
 	cur     run
 	spilled *spillFile
 	times   [2]timeParser
@@ -206,25 +210,7 @@ func (c *cleaner) run(ctx context.Context, br *bufio.Reader) error {
 	for i := range c.times {
 		c.times[i] = timeParser{v: layout.Version}
 	}
-	c.batch = newRawBatch(c.mem, layout)
-	for n := 0; ; n++ {
-		r, ok := tok.Next()
-		if !ok {
-			break
-		}
-		if n&4095 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if err := c.line(r); err != nil {
-			return err
-		}
-	}
-	if err := tok.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInput, err)
-	}
-	if err := c.cleanBatch(); err != nil {
+	if err := c.pipeline(ctx, tok); err != nil {
 		return err
 	}
 	c.report.Timings.Parse = seconds(c.opts.Now().Sub(parseStart))
@@ -286,94 +272,186 @@ var problemReasons = map[csvtok.Problem]string{
 	csvtok.ProblemBadQuote:          ReasonMalformedQuotes,
 }
 
-// line takes one data line: rejects what is broken as a line, and queues the
-// rest for field-level cleaning.
-func (c *cleaner) line(r *csvtok.Record) error {
-	c.report.RowsIn++
+// pipeline runs the two stages of reading a file: one goroutine splits
+// lines into raw batches (tokenizing, line-level rejects), another applies
+// the cleaning rules to each batch and sorts its rows into runs. Batches
+// rotate through a free list, so memory stays at three batches.
+func (c *cleaner) pipeline(ctx context.Context, tok *csvtok.Reader) error {
+	const batches = 3
+	full := make(chan *rawBatch, batches)
+	free := make(chan *rawBatch, batches)
+	for range batches {
+		free <- newRawBatch(c.layout)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { // stage A: split lines
+		defer close(full)
+		b := <-free
+		for n := 0; ; n++ {
+			r, ok := tok.Next()
+			if !ok {
+				break
+			}
+			if n&4095 == 0 && gctx.Err() != nil {
+				return gctx.Err()
+			}
+			c.line(b, r)
+			if b.len() >= c.opts.BatchRows {
+				select {
+				case full <- b:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				select {
+				case b = <-free:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+		}
+		if err := tok.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		select {
+		case full <- b:
+		case <-gctx.Done():
+			return gctx.Err()
+		}
+		return nil
+	})
+	g.Go(func() error { // stage B: clean
+		for b := range full {
+			if err := c.cleanBatch(b); err != nil {
+				return err
+			}
+			b.reset()
+			free <- b
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// line takes one data line into b: a line broken as a line is recorded as
+// a reject, the rest is queued for the field-level rules.
+func (c *cleaner) line(b *rawBatch, r *csvtok.Record) {
+	b.rowsIn++
 	if r.Problem != csvtok.ProblemNone {
 		reason, ok := problemReasons[r.Problem]
 		if !ok {
 			reason = ReasonMalformedQuotes
 		}
-		return c.quarantine(r.Line, r.Raw, r.Problem.String(), reason)
+		b.reject(r, reason, r.Problem.String())
+		return
 	}
 	if len(r.Raw) == 0 || len(bytes.TrimSpace(r.Raw)) == 0 {
-		return c.quarantine(r.Line, r.Raw, "empty line", ReasonEmptyLine)
+		b.reject(r, ReasonEmptyLine, "empty line")
+		return
 	}
 	if bytes.Equal(bytes.TrimSpace(r.Raw), bytes.TrimSpace(c.header)) {
-		return c.quarantine(r.Line, r.Raw, "the header line again", ReasonDuplicateHeader)
+		b.reject(r, ReasonDuplicateHeader, "the header line again")
+		return
 	}
 	if len(r.Fields) != c.layout.Width {
 		detail := fmt.Sprintf("%d fields, want %d", len(r.Fields), c.layout.Width)
 		if r.NoNewline && len(r.Fields) < c.layout.Width {
-			return c.quarantine(r.Line, r.Raw, detail+" in the last line, which has no line end", ReasonTruncatedLine)
+			b.reject(r, ReasonTruncatedLine, detail+" in the last line, which has no line end")
+			return
 		}
-		return c.quarantine(r.Line, r.Raw, detail, ReasonWrongColumnCount)
+		b.reject(r, ReasonWrongColumnCount, detail)
+		return
 	}
-	c.batch.append(r)
-	if c.batch.len() >= c.opts.BatchRows {
-		return c.cleanBatch()
-	}
-	return nil
+	b.append(r)
 }
 
-// rawBatch is an Arrow record batch of the file's fields as text, the
-// input of the cleaning rules.
+// rawBatch collects the file's fields as text, column by column, for an
+// Arrow record batch that the cleaning rules read.
 type rawBatch struct {
 	pos    []int // column of each robotcsv.Field, -1 when absent
-	fields []*array.StringBuilder
-	lines  *array.Int64Builder
-	raws   *array.BinaryBuilder
+	fields []*strCol
+	lines  fixedCol[int64]
+	raws   strCol
 	n      int
+	// rejects are the lines rejected before their fields were read, in
+	// line order, with their text in rejectRaw.
+	rejects   []reject
+	rejectRaw []byte
+	rowsIn    int64
+}
+
+type reject struct {
+	line           int64
+	rawOff, rawEnd int
+	reason, detail string
+}
+
+func (b *rawBatch) reject(r *csvtok.Record, reason, detail string) {
+	off := len(b.rejectRaw)
+	b.rejectRaw = append(b.rejectRaw, r.Raw...)
+	b.rejects = append(b.rejects, reject{line: r.Line, rawOff: off, rawEnd: len(b.rejectRaw), reason: reason, detail: detail})
 }
 
 const numFields = int(robotcsv.InstrumentFW) + 1
 
-func newRawBatch(mem memory.Allocator, l *robotcsv.Layout) *rawBatch {
-	b := &rawBatch{
-		pos:    make([]int, numFields),
-		fields: make([]*array.StringBuilder, numFields),
-		lines:  array.NewInt64Builder(mem),
-		raws:   array.NewBinaryBuilder(mem, arrow.BinaryTypes.Binary),
-	}
+func newRawBatch(l *robotcsv.Layout) *rawBatch {
+	b := &rawBatch{pos: make([]int, numFields), fields: make([]*strCol, numFields)}
 	for f := range numFields {
 		b.pos[f] = l.Pos(robotcsv.Field(f))
 		if b.pos[f] >= 0 {
-			b.fields[f] = array.NewStringBuilder(mem)
+			b.fields[f] = &strCol{}
 		}
 	}
+	b.reset()
 	return b
+}
+
+func (b *rawBatch) reset() {
+	for _, f := range b.fields {
+		if f != nil {
+			f.reset()
+		}
+	}
+	b.lines.reset()
+	b.raws.reset()
+	b.n = 0
+	b.rejects, b.rejectRaw, b.rowsIn = b.rejects[:0], b.rejectRaw[:0], 0
 }
 
 func (b *rawBatch) append(r *csvtok.Record) {
 	for f, p := range b.pos {
 		if p >= 0 {
-			b.fields[f].BinaryBuilder.Append(r.Fields[p])
+			b.fields[f].appendBytes(r.Fields[p])
 		}
 	}
-	b.lines.Append(r.Line)
-	b.raws.Append(r.Raw)
+	b.lines.append(r.Line)
+	b.raws.appendBytes(r.Raw)
 	b.n++
 }
 
-func (b *rawBatch) len() int { return b.n }
+// len counts the lines taken, rejects included.
+func (b *rawBatch) len() int { return b.n + len(b.rejects) }
 
-// rawArrays is a finished raw batch.
+// rawArrays is a finished raw batch: Arrow arrays over the batch's buffers,
+// valid until the batch is reset.
 type rawArrays struct {
 	fields []*array.String
 	lines  *array.Int64
-	raws   *array.Binary
+	raws   *array.String
 	n      int
 }
 
 func (b *rawBatch) finish() *rawArrays {
-	a := &rawArrays{fields: make([]*array.String, numFields), lines: b.lines.NewInt64Array(), raws: b.raws.NewBinaryArray(), n: b.n}
+	a := &rawArrays{
+		fields: make([]*array.String, numFields),
+		lines:  b.lines.array(arrow.PrimitiveTypes.Int64).(*array.Int64),
+		raws:   b.raws.array().(*array.String),
+		n:      b.n,
+	}
 	for f, fb := range b.fields {
 		if fb != nil {
-			a.fields[f] = fb.NewStringArray()
+			a.fields[f] = fb.array().(*array.String)
 		}
 	}
-	b.n = 0
 	return a
 }
 
@@ -394,20 +472,33 @@ func (a *rawArrays) get(f robotcsv.Field, i int) string {
 	return ""
 }
 
-// cleanBatch applies every rule to the queued rows: the failures go to
-// quarantine with all their reasons, the rest into the current sort run.
-func (c *cleaner) cleanBatch() error {
-	if c.batch.len() == 0 {
-		return nil
-	}
-	a := c.batch.finish()
+// cleanBatch applies every rule to a batch's rows: the failures go to
+// quarantine with all their reasons, in line order with the batch's line
+// rejects, and the rest into the current sort run.
+func (c *cleaner) cleanBatch(b *rawBatch) error {
+	c.report.RowsIn += b.rowsIn
+	a := b.finish()
 	defer a.release()
 	v := c.layout.Version
+	j := 0 // next reject
+	flushRejects := func(before int64) error {
+		for ; j < len(b.rejects) && b.rejects[j].line < before; j++ {
+			rj := &b.rejects[j]
+			if err := c.quarantine(rj.line, b.rejectRaw[rj.rawOff:rj.rawEnd], rj.detail, rj.reason); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for i := 0; i < a.n; i++ {
+		line := a.lines.Value(i)
+		if err := flushRejects(line); err != nil {
+			return err
+		}
 		var ch check
 		rw, patient, sample, fw, unit := c.checkRow(a, i, v, &ch)
 		if len(ch.reasons) > 0 {
-			if err := c.quarantine(a.lines.Value(i), a.raws.Value(i), ch.detail(), ch.reasons...); err != nil {
+			if err := c.quarantine(line, []byte(a.raws.Value(i)), ch.detail(), ch.reasons...); err != nil {
 				return err
 			}
 			continue
@@ -420,7 +511,7 @@ func (c *cleaner) cleanBatch() error {
 			}
 		}
 	}
-	return nil
+	return flushRejects(math.MaxInt64)
 }
 
 // check collects the reasons a row breaks, in rule order.

@@ -42,7 +42,7 @@ type memSink struct {
 
 func (s *memSink) Curated(d civil.Date, rec arrow.RecordBatch) error {
 	col := func(name string) arrow.Array { return rec.Column(schema.Index(name)) }
-	str := func(name string, i int) string { return col(name).(*array.String).Value(i) }
+	str := func(name string, i int) string { return strings.Clone(col(name).(*array.String).Value(i)) } // the batch is reused after the call
 	f64 := func(name string, i int) float64 { return col(name).(*array.Float64).Value(i) }
 	optF := func(name string, i int) string {
 		if col(name).IsNull(i) {

@@ -98,104 +98,129 @@ func (e *emitter) close() error {
 		if err := e.days[d].flush(e.c.sink, d); err != nil {
 			return err
 		}
-		e.days[d].b.Release()
 	}
 	return nil
 }
 
-// dayBuilder builds the curated batches of one day.
+// dayBuilder builds the curated batches of one day, column by column in
+// Arrow's layout.
 type dayBuilder struct {
-	b *array.RecordBuilder
 	n int
 
-	sampleID, patientID, robotID, testCode, testName, unit, origUnit, flag, status, fw, version, object *array.StringBuilder
-	value, orig, refLow, refHigh                                                                    *array.Float64Builder
-	collected, analyzed, ingested                                                                   *array.TimestampBuilder
-	generation, line                                                                                *array.Int64Builder
+	sampleID, patientID, robotID, testCode, testName, unit, origUnit, flag, status, fw, version, object strCol
+	value, orig, refLow, refHigh                                                                    fixedCol[float64]
+	collected, analyzed, ingested                                                                   fixedCol[arrow.Timestamp]
+	generation, line                                                                                fixedCol[int64]
 }
 
-func newDayBuilder(c *cleaner) *dayBuilder {
-	b := array.NewRecordBuilder(c.mem, schema.Arrow())
-	str := func(name string) *array.StringBuilder { return b.Field(schema.Index(name)).(*array.StringBuilder) }
-	f64 := func(name string) *array.Float64Builder { return b.Field(schema.Index(name)).(*array.Float64Builder) }
-	ts := func(name string) *array.TimestampBuilder { return b.Field(schema.Index(name)).(*array.TimestampBuilder) }
-	i64 := func(name string) *array.Int64Builder { return b.Field(schema.Index(name)).(*array.Int64Builder) }
-	return &dayBuilder{
-		b:          b,
-		sampleID:   str(schema.SampleID),
-		patientID:  str(schema.PatientID),
-		robotID:    str(schema.RobotID),
-		testCode:   str(schema.TestCode),
-		testName:   str(schema.TestName),
-		unit:       str(schema.Unit),
-		origUnit:   str(schema.OriginalUnit),
-		flag:       str(schema.Flag),
-		status:     str(schema.Status),
-		fw:         str(schema.InstrumentFW),
-		version:    str(schema.SchemaVersion),
-		object:     str(schema.SourceObject),
-		value:      f64(schema.Value),
-		orig:       f64(schema.OriginalValue),
-		refLow:     f64(schema.RefLow),
-		refHigh:    f64(schema.RefHigh),
-		collected:  ts(schema.CollectedAt),
-		analyzed:   ts(schema.AnalyzedAt),
-		ingested:   ts(schema.IngestedAt),
-		generation: i64(schema.SourceGeneration),
-		line:       i64(schema.SourceLine),
+func newDayBuilder(*cleaner) *dayBuilder {
+	b := &dayBuilder{}
+	b.reset()
+	return b
+}
+
+func (b *dayBuilder) reset() {
+	for _, c := range b.strCols() {
+		c.reset()
 	}
+	for _, c := range []*fixedCol[float64]{&b.value, &b.orig, &b.refLow, &b.refHigh} {
+		c.reset()
+	}
+	for _, c := range []*fixedCol[arrow.Timestamp]{&b.collected, &b.analyzed, &b.ingested} {
+		c.reset()
+	}
+	b.generation.reset()
+	b.line.reset()
+	b.n = 0
+}
+
+func (b *dayBuilder) strCols() []*strCol {
+	return []*strCol{&b.sampleID, &b.patientID, &b.robotID, &b.testCode, &b.testName, &b.unit, &b.origUnit, &b.flag, &b.status, &b.fw, &b.version, &b.object}
 }
 
 func (b *dayBuilder) append(e *emitter, r *rec) {
 	c := e.c
 	t := &c.cat.tests[r.test]
-	b.sampleID.Append(r.sample)
-	b.patientID.Append(r.patient)
-	b.robotID.Append(c.src.Robot)
-	b.testCode.Append(t.Code)
-	b.testName.Append(t.Name)
-	b.value.Append(r.value)
-	b.unit.Append(t.Unit)
-	b.orig.Append(r.orig)
-	b.origUnit.Append(r.unit)
+	b.sampleID.appendString(r.sample)
+	b.patientID.appendString(r.patient)
+	b.robotID.appendString(c.src.Robot)
+	b.testCode.appendString(t.Code)
+	b.testName.appendString(t.Name)
+	b.value.append(r.value)
+	b.unit.appendString(t.Unit)
+	b.orig.append(r.orig)
+	b.origUnit.appendString(r.unit)
 	if r.hasRef&1 != 0 {
-		b.refLow.Append(r.refLow)
+		b.refLow.append(r.refLow)
 	} else {
-		b.refLow.AppendNull()
+		b.refLow.appendNull()
 	}
 	if r.hasRef&2 != 0 {
-		b.refHigh.Append(r.refHigh)
+		b.refHigh.append(r.refHigh)
 	} else {
-		b.refHigh.AppendNull()
+		b.refHigh.appendNull()
 	}
-	b.flag.Append(string(flagNames[r.flag]))
-	b.status.Append(statusNames[r.status])
-	b.collected.Append(arrow.Timestamp(r.collected))
+	b.flag.appendString(string(flagNames[r.flag]))
+	b.status.appendString(statusNames[r.status])
+	b.collected.append(arrow.Timestamp(r.collected))
 	if r.analyzed != noTime {
-		b.analyzed.Append(arrow.Timestamp(r.analyzed))
+		b.analyzed.append(arrow.Timestamp(r.analyzed))
 	} else {
-		b.analyzed.AppendNull()
+		b.analyzed.appendNull()
 	}
 	if r.fw != "" {
-		b.fw.Append(r.fw)
+		b.fw.appendString(r.fw)
 	} else {
-		b.fw.AppendNull()
+		b.fw.appendNull()
 	}
-	b.version.Append(c.layout.Version.Name)
-	b.object.Append(c.src.Object)
-	b.generation.Append(c.src.Generation)
-	b.line.Append(r.line)
-	b.ingested.Append(arrow.Timestamp(e.ingested))
+	b.version.appendString(c.layout.Version.Name)
+	b.object.appendString(c.src.Object)
+	b.generation.append(c.src.Generation)
+	b.line.append(r.line)
+	b.ingested.append(arrow.Timestamp(e.ingested))
 	b.n++
+}
+
+func (b *dayBuilder) record() arrow.RecordBatch {
+	sc := schema.Arrow()
+	cols := make([]arrow.Array, sc.NumFields())
+	set := func(name string, a arrow.Array) { cols[schema.Index(name)] = a }
+	set(schema.SampleID, b.sampleID.array())
+	set(schema.PatientID, b.patientID.array())
+	set(schema.RobotID, b.robotID.array())
+	set(schema.TestCode, b.testCode.array())
+	set(schema.TestName, b.testName.array())
+	set(schema.Value, b.value.array(arrow.PrimitiveTypes.Float64))
+	set(schema.Unit, b.unit.array())
+	set(schema.OriginalValue, b.orig.array(arrow.PrimitiveTypes.Float64))
+	set(schema.OriginalUnit, b.origUnit.array())
+	set(schema.RefLow, b.refLow.array(arrow.PrimitiveTypes.Float64))
+	set(schema.RefHigh, b.refHigh.array(arrow.PrimitiveTypes.Float64))
+	set(schema.Flag, b.flag.array())
+	set(schema.Status, b.status.array())
+	ts := sc.Field(schema.Index(schema.CollectedAt)).Type
+	set(schema.CollectedAt, b.collected.array(ts))
+	set(schema.AnalyzedAt, b.analyzed.array(ts))
+	set(schema.InstrumentFW, b.fw.array())
+	set(schema.SchemaVersion, b.version.array())
+	set(schema.SourceObject, b.object.array())
+	set(schema.SourceGeneration, b.generation.array(arrow.PrimitiveTypes.Int64))
+	set(schema.SourceLine, b.line.array(arrow.PrimitiveTypes.Int64))
+	set(schema.IngestedAt, b.ingested.array(ts))
+	rec := array.NewRecordBatch(sc, cols, int64(b.n))
+	for _, a := range cols {
+		a.Release()
+	}
+	return rec
 }
 
 func (b *dayBuilder) flush(sink Sink, d civil.Date) error {
 	if b.n == 0 {
 		return nil
 	}
-	rec := b.b.NewRecordBatch()
+	rec := b.record()
+	defer b.reset()
 	defer rec.Release()
-	b.n = 0
 	if err := sink.Curated(d, rec); err != nil {
 		return fmt.Errorf("curated rows of %s: %w", d, err)
 	}

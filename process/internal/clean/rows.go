@@ -34,7 +34,7 @@ type row struct {
 }
 
 // rowSize is the memory a row costs besides its strings, for the run budget.
-const rowSize = 88 + 24 // row + sort key
+const rowSize = 88 + 2*16 + 4 // row, sort key and its scratch, patient id
 
 // rec is a row with its strings resolved; the strings stay valid until the
 // cursor that produced it advances.
@@ -86,18 +86,20 @@ type run struct {
 	rows  []row
 	arena []byte
 	keys  []sortKey
+	// sort's scratch, kept between runs
+	tmp  []sortKey
+	ids  map[string]uint32
+	uniq []string
+	pid  []uint32
 }
 
+// sortKey orders a row by (patient, test): the patient's rank among the
+// run's distinct patients in string order, and the test's catalogue index
+// (which orders like its code). Rows of equal keys are few (one patient's
+// results of one test) and are ordered by comparison afterwards.
 type sortKey struct {
-	p0, s0 uint64 // first 8 bytes of patient and sample, big-endian
-	idx    uint32
-	test   uint8
-}
-
-func prefix8(s string) uint64 {
-	var b [8]byte
-	copy(b[:], s)
-	return binary.BigEndian.Uint64(b[:])
+	k   uint64 // rank<<8 | test
+	idx uint32
 }
 
 func (r *run) add(rw row, patient, sample, fw, unit string) {
@@ -113,35 +115,100 @@ func (r *run) reset() {
 	r.rows, r.arena, r.keys = r.rows[:0], r.arena[:0], r.keys[:0]
 }
 
-// sort orders the run; keys[i].idx is the i-th row in output order.
+// sort orders the run; keys[i].idx is the i-th row in output order. It is a
+// radix sort on (patient rank, test), then a comparison sort of each group of
+// equal keys by sample and preference: linear in the rows, where a
+// comparison sort of string keys spent a fifth of the cleaning time.
 func (r *run) sort() {
-	keys := r.keys[:0]
-	for i := range r.rows {
-		p, s, _, _ := r.rows[i].strings(r.arena)
-		keys = append(keys, sortKey{p0: prefix8(p), s0: prefix8(s), idx: uint32(i), test: r.rows[i].test})
+	n := len(r.rows)
+	if r.ids == nil {
+		r.ids = map[string]uint32{}
 	}
-	slices.SortFunc(keys, func(a, b sortKey) int {
-		ra, rb := &r.rows[a.idx], &r.rows[b.idx]
-		if a.p0 != b.p0 {
-			return cmp.Compare(a.p0, b.p0)
+	clear(r.ids)
+	r.uniq, r.pid = r.uniq[:0], slices.Grow(r.pid[:0], n)[:n]
+	for i := range r.rows {
+		p, _, _, _ := r.rows[i].strings(r.arena)
+		id, ok := r.ids[p]
+		if !ok {
+			id = uint32(len(r.uniq))
+			r.ids[p] = id
+			r.uniq = append(r.uniq, p)
 		}
-		pa, sa, _, _ := ra.strings(r.arena)
-		pb, sb, _, _ := rb.strings(r.arena)
-		if c := cmp.Compare(pa, pb); c != 0 {
-			return c
+		r.pid[i] = id
+	}
+	order := make([]uint32, len(r.uniq))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(a, b uint32) int { return cmp.Compare(r.uniq[a], r.uniq[b]) })
+	rank := make([]uint32, len(r.uniq))
+	for k, id := range order {
+		rank[id] = uint32(k)
+	}
+	keys := slices.Grow(r.keys[:0], n)[:n]
+	for i := range r.rows {
+		keys[i] = sortKey{k: uint64(rank[r.pid[i]])<<8 | uint64(r.rows[i].test), idx: uint32(i)}
+	}
+	r.tmp = slices.Grow(r.tmp[:0], n)[:n]
+	keys, r.tmp = radixSort(keys, r.tmp, 8+bitsLen(uint64(len(r.uniq))))
+	for lo := 0; lo < n; {
+		hi := lo + 1
+		for hi < n && keys[hi].k == keys[lo].k {
+			hi++
 		}
-		if a.test != b.test {
-			return cmp.Compare(a.test, b.test)
+		if hi-lo > 1 {
+			slices.SortFunc(keys[lo:hi], func(a, b sortKey) int {
+				ra, rb := &r.rows[a.idx], &r.rows[b.idx]
+				_, sa, _, _ := ra.strings(r.arena)
+				_, sb, _, _ := rb.strings(r.arena)
+				if c := cmp.Compare(sa, sb); c != 0 {
+					return c
+				}
+				return comparePreference(ra, rb)
+			})
 		}
-		if a.s0 != b.s0 {
-			return cmp.Compare(a.s0, b.s0)
-		}
-		if c := cmp.Compare(sa, sb); c != 0 {
-			return c
-		}
-		return comparePreference(ra, rb)
-	})
+		lo = hi
+	}
 	r.keys = keys
+}
+
+func bitsLen(x uint64) int {
+	n := 0
+	for ; x > 0; x >>= 1 {
+		n++
+	}
+	return n
+}
+
+// radixSort sorts keys by k (its low bits significant bits), stably, using
+// tmp as scratch; it returns the sorted slice and the other one (the two
+// swap roles on every pass that moves keys).
+func radixSort(keys, tmp []sortKey, bits int) (sorted, scratch []sortKey) {
+	if len(keys) < 2 {
+		return keys, tmp
+	}
+	var count [256]int
+	for shift := 0; shift < bits; shift += 8 {
+		clear(count[:])
+		for _, k := range keys {
+			count[(k.k>>shift)&0xff]++
+		}
+		if count[(keys[0].k>>shift)&0xff] == len(keys) {
+			continue // every key has this byte: nothing to move
+		}
+		sum := 0
+		for i, c := range count {
+			count[i] = sum
+			sum += c
+		}
+		for _, k := range keys {
+			b := (k.k >> shift) & 0xff
+			tmp[count[b]] = k
+			count[b]++
+		}
+		keys, tmp = tmp, keys
+	}
+	return keys, tmp
 }
 
 // spill writes the sorted run to w.
