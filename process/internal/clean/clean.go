@@ -163,6 +163,7 @@ type cleaner struct {
 	mem    memory.Allocator
 
 	layout         *robotcsv.Layout
+	required       []robotcsv.Field // requiredFields the version has
 	header         []byte
 	nowUS, limitUS int64
 
@@ -207,6 +208,11 @@ func (c *cleaner) run(ctx context.Context, br *bufio.Reader) error {
 		return c.quarantineAll(ctx, tok, detectErr.Error())
 	}
 	c.layout = layout
+	for _, f := range requiredFields {
+		if layout.Version.Has(f) {
+			c.required = append(c.required, f)
+		}
+	}
 	for i := range c.times {
 		c.times[i] = timeParser{v: layout.Version}
 	}
@@ -465,11 +471,12 @@ func (a *rawArrays) release() {
 	a.raws.Release()
 }
 
-func (a *rawArrays) get(f robotcsv.Field, i int) string {
-	if col := a.fields[f]; col != nil {
-		return strings.TrimSpace(col.Value(i))
+// trim drops surrounding white space, quickly when there is none.
+func trim(s string) string {
+	if len(s) == 0 || s[0] > ' ' && s[len(s)-1] > ' ' {
+		return s
 	}
-	return ""
+	return strings.TrimSpace(s)
 }
 
 // cleanBatch applies every rule to a batch's rows: the failures go to
@@ -530,12 +537,18 @@ func (ch *check) detail() string { return strings.Join(ch.details, "; ") }
 var requiredFields = []robotcsv.Field{robotcsv.SampleID, robotcsv.PatientID, robotcsv.Test, robotcsv.Value, robotcsv.Unit, robotcsv.CollectedAt, robotcsv.Status}
 
 func (c *cleaner) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (rw row, patient, sample, fw, unit string) {
-	for _, f := range requiredFields {
-		if v.Has(f) && a.get(f, i) == "" {
+	var fv [numFields]string // the row's fields, trimmed; "" when absent
+	for f, col := range a.fields {
+		if col != nil {
+			fv[f] = trim(col.Value(i))
+		}
+	}
+	for _, f := range c.required {
+		if fv[f] == "" {
 			ch.fail(ReasonMissingField, "missing "+f.String())
 		}
 	}
-	sample, patient = a.get(robotcsv.SampleID, i), a.get(robotcsv.PatientID, i)
+	sample, patient = fv[robotcsv.SampleID], fv[robotcsv.PatientID]
 	if sample != "" && !validID(sample) {
 		ch.fail(ReasonBadSampleID, fmt.Sprintf("sample id %q is not 3-64 letters, digits, '-' or '_'", cut(sample)))
 	}
@@ -543,17 +556,17 @@ func (c *cleaner) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (
 		ch.fail(ReasonBadPatientID, "patient id is not 3-64 letters, digits, '-' or '_'")
 	}
 	test := -1
-	if code := a.get(robotcsv.Test, i); code != "" {
+	if code := fv[robotcsv.Test]; code != "" {
 		if test = c.cat.lookup(v.TestCoding, code); test < 0 {
 			ch.fail(ReasonUnknownTest, fmt.Sprintf("test %q is not in the catalogue", cut(code)))
 		}
 	}
-	valueText := a.get(robotcsv.Value, i)
+	valueText := fv[robotcsv.Value]
 	value, valueOK := parseNumber(valueText, v.DecimalSeparator, &c.scratch)
 	if valueText != "" && !valueOK {
 		ch.fail(ReasonBadValue, fmt.Sprintf("value %q is not a number", cut(valueText)))
 	}
-	unit = a.get(robotcsv.Unit, i)
+	unit = fv[robotcsv.Unit]
 	cv := conversion{}
 	if test >= 0 && unit != "" {
 		if cv = c.cat.convert(test, unit); !cv.ok {
@@ -568,15 +581,15 @@ func (c *cleaner) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (
 	if test >= 0 && valueOK && cv.ok && !t.IsPlausible(canonical) {
 		ch.fail(ReasonImplausibleValue, fmt.Sprintf("%g %s is outside the plausible %g-%g", canonical, t.Unit, t.Plausible.Low, t.Plausible.High))
 	}
-	ref, hasRef := c.refRange(a, i, v, ch)
+	ref, hasRef := c.refRange(&fv, v, ch)
 	if cv.ok {
 		ref.Low = ref.Low*cv.factor + cv.offset
 		ref.High = ref.High*cv.factor + cv.offset
 	}
-	collected, analyzed := c.timestamps(a, i, ch)
+	collected, analyzed := c.timestamps(&fv, ch)
 	rank := statusRank(v.DefaultStatus)
 	if v.Has(robotcsv.Status) {
-		if s := a.get(robotcsv.Status, i); s != "" {
+		if s := fv[robotcsv.Status]; s != "" {
 			if rank = statusRank(s); rank == 0 {
 				ch.fail(ReasonBadStatus, fmt.Sprintf("status %q is not preliminary, final or corrected", cut(s)))
 			}
@@ -585,7 +598,7 @@ func (c *cleaner) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (
 	if len(ch.reasons) > 0 {
 		return row{}, "", "", "", ""
 	}
-	fw = a.get(robotcsv.InstrumentFW, i)
+	fw = fv[robotcsv.InstrumentFW]
 	if len(fw) > 1024 {
 		fw = fw[:1024]
 	}
@@ -617,9 +630,9 @@ func (c *cleaner) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (
 
 // refRange reads the row's reference limits in the reported unit; bit 0 of
 // has says low is present, bit 1 high.
-func (c *cleaner) refRange(a *rawArrays, i int, v robotcsv.Version, ch *check) (r labtests.Range, has uint8) {
+func (c *cleaner) refRange(fv *[numFields]string, v robotcsv.Version, ch *check) (r labtests.Range, has uint8) {
 	if v.Has(robotcsv.RefRange) {
-		s := a.get(robotcsv.RefRange, i)
+		s := fv[robotcsv.RefRange]
 		if s == "" {
 			return r, 0
 		}
@@ -630,14 +643,14 @@ func (c *cleaner) refRange(a *rawArrays, i int, v robotcsv.Version, ch *check) (
 		}
 		r, has = labtests.Range{Low: lo, High: hi}, 3
 	} else {
-		if s := a.get(robotcsv.RefLow, i); s != "" {
+		if s := fv[robotcsv.RefLow]; s != "" {
 			lo, ok := parseNumber(s, v.DecimalSeparator, &c.scratch)
 			if !ok {
 				ch.fail(ReasonBadReferenceRange, fmt.Sprintf("ref_low %q is not a number", cut(s)))
 			}
 			r.Low, has = lo, has|1
 		}
-		if s := a.get(robotcsv.RefHigh, i); s != "" {
+		if s := fv[robotcsv.RefHigh]; s != "" {
 			hi, ok := parseNumber(s, v.DecimalSeparator, &c.scratch)
 			if !ok {
 				ch.fail(ReasonBadReferenceRange, fmt.Sprintf("ref_high %q is not a number", cut(s)))
@@ -651,9 +664,9 @@ func (c *cleaner) refRange(a *rawArrays, i int, v robotcsv.Version, ch *check) (
 	return r, has
 }
 
-func (c *cleaner) timestamps(a *rawArrays, i int, ch *check) (collected, analyzed int64) {
+func (c *cleaner) timestamps(fv *[numFields]string, ch *check) (collected, analyzed int64) {
 	analyzed = noTime
-	s := a.get(robotcsv.CollectedAt, i)
+	s := fv[robotcsv.CollectedAt]
 	if s != "" {
 		var ok bool
 		if collected, ok = c.times[0].parse(s); !ok {
@@ -662,7 +675,7 @@ func (c *cleaner) timestamps(a *rawArrays, i int, ch *check) (collected, analyze
 			ch.fail(ReasonFutureTimestamp, fmt.Sprintf("collected_at %s is in the future", time.UnixMicro(collected).UTC().Format(time.RFC3339)))
 		}
 	}
-	if s := a.get(robotcsv.AnalyzedAt, i); s != "" {
+	if s := fv[robotcsv.AnalyzedAt]; s != "" {
 		t, ok := c.times[1].parse(s)
 		switch {
 		case !ok:

@@ -108,9 +108,9 @@ type dayBuilder struct {
 	n int
 
 	sampleID, patientID, robotID, testCode, testName, unit, origUnit, flag, status, fw, version, object strCol
-	value, orig, refLow, refHigh                                                                    fixedCol[float64]
-	collected, analyzed, ingested                                                                   fixedCol[arrow.Timestamp]
-	generation, line                                                                                fixedCol[int64]
+	value, orig, refLow, refHigh                                                                        fixedCol[float64]
+	collected, analyzed, ingested                                                                       fixedCol[arrow.Timestamp]
+	generation, line                                                                                    fixedCol[int64]
 }
 
 func newDayBuilder(*cleaner) *dayBuilder {

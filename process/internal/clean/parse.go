@@ -15,13 +15,14 @@ type catalogue struct {
 	tests      []labtests.Test
 	byCode     map[string]int
 	byMnemonic map[string]int
-	// units caches the conversion of (test, unit as written).
-	units map[unitKey]conversion
+	// units caches, per test, the conversions of the units as written: a
+	// file uses one or two spellings per test, so a scan beats hashing.
+	units [][]unitEntry
 }
 
-type unitKey struct {
-	test int
+type unitEntry struct {
 	unit string
+	cv   conversion
 }
 
 type conversion struct {
@@ -34,8 +35,8 @@ func newCatalogue() *catalogue {
 		tests:      labtests.All(),
 		byCode:     map[string]int{},
 		byMnemonic: map[string]int{},
-		units:      map[unitKey]conversion{},
 	}
+	c.units = make([][]unitEntry, len(c.tests))
 	for i, t := range c.tests {
 		c.byCode[t.Code] = i
 		c.byMnemonic[strings.ToUpper(t.Mnemonic)] = i
@@ -63,8 +64,10 @@ func (c *catalogue) lookup(coding robotcsv.TestCoding, s string) int {
 
 // convert returns the conversion of unit to test's canonical unit.
 func (c *catalogue) convert(test int, unit string) conversion {
-	if cv, ok := c.units[unitKey{test, unit}]; ok {
-		return cv
+	for _, e := range c.units[test] {
+		if e.unit == unit {
+			return e.cv
+		}
 	}
 	t := c.tests[test]
 	n := labtests.NormalizeUnit(unit)
@@ -79,8 +82,8 @@ func (c *catalogue) convert(test int, unit string) conversion {
 			}
 		}
 	}
-	if len(c.units) < 4096 { // a file full of distinct junk units must not grow the cache without bound
-		c.units[unitKey{test, strings.Clone(unit)}] = cv
+	if len(c.units[test]) < 8 { // a file full of distinct junk units must not grow the cache
+		c.units[test] = append(c.units[test], unitEntry{unit: strings.Clone(unit), cv: cv})
 	}
 	return cv
 }
