@@ -5,6 +5,8 @@
 //   - robotcsv: the robot CSV export versions and the header detector;
 //   - labtests: LOINC test reference data, units, conversions and flags;
 //   - names: bucket, topic, collection, table and object names;
+//   - lineage: the lineage document of one raw object's ingestion;
+//   - summary: the per-patient summary document;
 //   - config: the platform settings every service reads;
 //   - gcp: the Cloud Storage, Pub/Sub, Firestore and BigQuery clients.
 package contracts

@@ -445,3 +445,22 @@ func readObject(t *testing.T, st *storage.Client, bucket, name string) []byte {
 	}
 	return data
 }
+
+// TestShutdownDrains cancels Run while a file is being processed: Run stops
+// pulling but returns only after the file is done.
+func TestShutdownDrains(t *testing.T) {
+	f := newFixture(t, Options{})
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.w.Run(ctx) }()
+	data, _ := generate(t, robotsim.GenerateOptions{Version: "v2", Rows: 100_000, Seed: 13, Patients: 5000, Time: fileTime})
+	ev := f.upload(t, rawName(1), data)
+	waitFor(t, func() bool { return f.lineageStatus(ev) == lineage.StatusProcessing }, "the file to be picked up")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if s := f.lineageStatus(ev); s != lineage.StatusDone {
+		t.Errorf("after shutdown the file in flight is %q, want done", s)
+	}
+}
