@@ -11,13 +11,13 @@ import (
 	"hash"
 	"io"
 	"math"
+	"runtime"
 	"strings"
 	"time"
 
 	"cloud.google.com/go/civil"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/labplatform/platform/contracts/labtests"
 	"github.com/labplatform/platform/contracts/robotcsv"
 	"github.com/labplatform/platform/process/internal/csvtok"
@@ -103,9 +103,6 @@ type Result struct {
 	CollectedAt, AnalyzedAt                           time.Time
 }
 
-// arrowPool serves every Clean call's Arrow buffers.
-var arrowPool memory.Allocator = &poolAllocator{}
-
 // ErrInput is the class of errors about the input stream itself (I/O while
 // reading); content problems are never errors, they are quarantined.
 var ErrInput = errors.New("read input")
@@ -124,7 +121,6 @@ func Clean(ctx context.Context, in io.Reader, src Source, sink Sink, opts Option
 		sink:    sink,
 		cat:     newCatalogue(),
 		report:  newReport(),
-		mem:     arrowPool,
 		nowUS:   start.UnixMicro(),
 		limitUS: start.Add(opts.FutureTolerance).UnixMicro(),
 	}
@@ -160,17 +156,13 @@ type cleaner struct {
 	sink   Sink
 	cat    *catalogue
 	report *Report
-	mem    memory.Allocator
 
 	layout         *robotcsv.Layout
-	required       []robotcsv.Field // requiredFields the version has
 	header         []byte
 	nowUS, limitUS int64
 
 	cur     run
 	spilled *spillFile
-	times   [2]timeParser
-	scratch []byte
 	q       Quarantined
 }
 
@@ -208,14 +200,6 @@ func (c *cleaner) run(ctx context.Context, br *bufio.Reader) error {
 		return c.quarantineAll(ctx, tok, detectErr.Error())
 	}
 	c.layout = layout
-	for _, f := range requiredFields {
-		if layout.Version.Has(f) {
-			c.required = append(c.required, f)
-		}
-	}
-	for i := range c.times {
-		c.times[i] = timeParser{v: layout.Version}
-	}
 	if err := c.pipeline(ctx, tok); err != nil {
 		return err
 	}
@@ -278,20 +262,43 @@ var problemReasons = map[csvtok.Problem]string{
 	csvtok.ProblemBadQuote:          ReasonMalformedQuotes,
 }
 
-// pipeline runs the two stages of reading a file: one goroutine splits
-// lines into raw batches (tokenizing, line-level rejects), another applies
-// the cleaning rules to each batch and sorts its rows into runs. Batches
-// rotate through a free list, so memory stays at three batches.
+// pipeline reads a file in three stages: one goroutine splits lines into
+// raw batches (tokenizing, line-level rejects); GOMAXPROCS checkers apply
+// the cleaning rules to batches in parallel; the caller's goroutine takes
+// the checked batches in file order, quarantines in line order and adds the
+// kept rows to the sort run. Batches rotate through a free list, so memory
+// stays at a few batches whatever the file.
 func (c *cleaner) pipeline(ctx context.Context, tok *csvtok.Reader) error {
-	const batches = 3
-	full := make(chan *rawBatch, batches)
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
+	batches := workers + 2
+	type job struct {
+		b    *rawBatch
+		done chan *checked
+	}
+	work := make(chan job, batches)
+	order := make(chan job, batches)
 	free := make(chan *rawBatch, batches)
 	for range batches {
 		free <- newRawBatch(c.layout)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { // stage A: split lines
-		defer close(full)
+	g.Go(func() error { // split lines
+		defer close(work)
+		defer close(order)
+		send := func(b *rawBatch) error {
+			j := job{b: b, done: make(chan *checked, 1)}
+			select {
+			case order <- j:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			select {
+			case work <- j:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			return nil
+		}
 		b := <-free
 		for n := 0; ; n++ {
 			r, ok := tok.Next()
@@ -303,10 +310,8 @@ func (c *cleaner) pipeline(ctx context.Context, tok *csvtok.Reader) error {
 			}
 			c.line(b, r)
 			if b.len() >= c.opts.BatchRows {
-				select {
-				case full <- b:
-				case <-gctx.Done():
-					return gctx.Err()
+				if err := send(b); err != nil {
+					return err
 				}
 				select {
 				case b = <-free:
@@ -318,20 +323,31 @@ func (c *cleaner) pipeline(ctx context.Context, tok *csvtok.Reader) error {
 		if err := tok.Err(); err != nil {
 			return fmt.Errorf("%w: %w", ErrInput, err)
 		}
-		select {
-		case full <- b:
-		case <-gctx.Done():
-			return gctx.Err()
-		}
-		return nil
+		return send(b)
 	})
-	g.Go(func() error { // stage B: clean
-		for b := range full {
-			if err := c.cleanBatch(b); err != nil {
+	for range workers { // check
+		k := c.newChecker()
+		g.Go(func() error {
+			for j := range work {
+				j.done <- k.check(j.b)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { // consume in file order
+		for j := range order {
+			var ck *checked
+			select {
+			case ck = <-j.done:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if err := c.consume(ck); err != nil {
 				return err
 			}
-			b.reset()
-			free <- b
+			ck.release()
+			j.b.reset()
+			free <- j.b
 		}
 		return nil
 	})
@@ -479,15 +495,74 @@ func trim(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// cleanBatch applies every rule to a batch's rows: the failures go to
-// quarantine with all their reasons, in line order with the batch's line
-// rejects, and the rest into the current sort run.
-func (c *cleaner) cleanBatch(b *rawBatch) error {
-	c.report.RowsIn += b.rowsIn
+// checker applies the cleaning rules. Each goroutine has its own: the
+// caches (units, timestamps) and scratch space are not shared.
+type checker struct {
+	cat      *catalogue
+	times    [2]timeParser
+	scratch  []byte
+	layout   *robotcsv.Layout
+	required []robotcsv.Field // requiredFields the version has
+	limitUS  int64            // latest acceptable timestamp
+}
+
+func (c *cleaner) newChecker() *checker {
+	k := &checker{cat: newCatalogue(), layout: c.layout, limitUS: c.limitUS}
+	for _, f := range requiredFields {
+		if c.layout.Version.Has(f) {
+			k.required = append(k.required, f)
+		}
+	}
+	for i := range k.times {
+		k.times[i] = timeParser{v: c.layout.Version}
+	}
+	return k
+}
+
+// checked is a batch after the rules: its kept rows (strings in strs) and
+// its failures, both in line order.
+type checked struct {
+	b     *rawBatch
+	a     *rawArrays
+	rows  []row
+	strs  []byte
+	fails []failure
+}
+
+type failure struct {
+	i       int // row of the batch
+	reasons []string
+	detail  string
+}
+
+func (ck *checked) release() { ck.a.release() }
+
+// check applies every rule to every row of b.
+func (k *checker) check(b *rawBatch) *checked {
 	a := b.finish()
-	defer a.release()
-	v := c.layout.Version
-	j := 0 // next reject
+	ck := &checked{b: b, a: a, rows: make([]row, 0, a.n)}
+	v := k.layout.Version
+	for i := 0; i < a.n; i++ {
+		var ch check
+		rw, patient, sample, fw, unit := k.checkRow(a, i, v, &ch)
+		if len(ch.reasons) > 0 {
+			ck.fails = append(ck.fails, failure{i: i, reasons: ch.reasons, detail: ch.detail()})
+			continue
+		}
+		rw.off = uint32(len(ck.strs))
+		rw.pLen, rw.sLen, rw.fwLen, rw.uLen = uint16(len(patient)), uint16(len(sample)), uint16(len(fw)), uint8(len(unit))
+		ck.strs = append(append(append(append(ck.strs, patient...), sample...), fw...), unit...)
+		ck.rows = append(ck.rows, rw)
+	}
+	return ck
+}
+
+// consume takes a checked batch in file order: its failures and the line
+// rejects go to quarantine in line order, its rows into the sort run.
+func (c *cleaner) consume(ck *checked) error {
+	b, a := ck.b, ck.a
+	c.report.RowsIn += b.rowsIn
+	j := 0 // next line reject
 	flushRejects := func(before int64) error {
 		for ; j < len(b.rejects) && b.rejects[j].line < before; j++ {
 			rj := &b.rejects[j]
@@ -497,19 +572,21 @@ func (c *cleaner) cleanBatch(b *rawBatch) error {
 		}
 		return nil
 	}
-	for i := 0; i < a.n; i++ {
-		line := a.lines.Value(i)
+	for _, f := range ck.fails {
+		line := a.lines.Value(f.i)
 		if err := flushRejects(line); err != nil {
 			return err
 		}
-		var ch check
-		rw, patient, sample, fw, unit := c.checkRow(a, i, v, &ch)
-		if len(ch.reasons) > 0 {
-			if err := c.quarantine(line, []byte(a.raws.Value(i)), ch.detail(), ch.reasons...); err != nil {
-				return err
-			}
-			continue
+		if err := c.quarantine(line, []byte(a.raws.Value(f.i)), f.detail, f.reasons...); err != nil {
+			return err
 		}
+	}
+	if err := flushRejects(math.MaxInt64); err != nil {
+		return err
+	}
+	for i := range ck.rows {
+		rw := ck.rows[i]
+		patient, sample, fw, unit := rw.strings(ck.strs)
 		c.cur.add(rw, patient, sample, fw, unit)
 		c.report.RowsValid++ // superseded rows are moved out of valid when found
 		if c.cur.bytes() >= c.opts.RunBytes {
@@ -518,7 +595,7 @@ func (c *cleaner) cleanBatch(b *rawBatch) error {
 			}
 		}
 	}
-	return flushRejects(math.MaxInt64)
+	return nil
 }
 
 // check collects the reasons a row breaks, in rule order.
@@ -536,7 +613,7 @@ func (ch *check) detail() string { return strings.Join(ch.details, "; ") }
 
 var requiredFields = []robotcsv.Field{robotcsv.SampleID, robotcsv.PatientID, robotcsv.Test, robotcsv.Value, robotcsv.Unit, robotcsv.CollectedAt, robotcsv.Status}
 
-func (c *cleaner) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (rw row, patient, sample, fw, unit string) {
+func (c *checker) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (rw row, patient, sample, fw, unit string) {
 	var fv [numFields]string // the row's fields, trimmed; "" when absent
 	for f, col := range a.fields {
 		if col != nil {
@@ -630,7 +707,7 @@ func (c *cleaner) checkRow(a *rawArrays, i int, v robotcsv.Version, ch *check) (
 
 // refRange reads the row's reference limits in the reported unit; bit 0 of
 // has says low is present, bit 1 high.
-func (c *cleaner) refRange(fv *[numFields]string, v robotcsv.Version, ch *check) (r labtests.Range, has uint8) {
+func (c *checker) refRange(fv *[numFields]string, v robotcsv.Version, ch *check) (r labtests.Range, has uint8) {
 	if v.Has(robotcsv.RefRange) {
 		s := fv[robotcsv.RefRange]
 		if s == "" {
@@ -664,7 +741,7 @@ func (c *cleaner) refRange(fv *[numFields]string, v robotcsv.Version, ch *check)
 	return r, has
 }
 
-func (c *cleaner) timestamps(fv *[numFields]string, ch *check) (collected, analyzed int64) {
+func (c *checker) timestamps(fv *[numFields]string, ch *check) (collected, analyzed int64) {
 	analyzed = noTime
 	s := fv[robotcsv.CollectedAt]
 	if s != "" {
