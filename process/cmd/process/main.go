@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "worker":
 		return runWorker(ctx, args[1:], getenv, stdout, stderr)
 	case "clean":
-		return runClean(ctx, args[1:], stdin, stdout, stderr)
+		return runClean(ctx, args[1:], getenv, stdin, stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
 }
@@ -92,6 +93,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	maxBytes := fs.Int("max-outstanding-bytes", 512<<20, "total size of the files processed at once")
 	runBytes := fs.Int("run-bytes", 48<<20, "memory for sorting one file's rows before spilling to -tmp")
 	tmp := fs.String("tmp", os.TempDir(), "directory for spilled sort runs")
+	memLimit := fs.Int64("memory-limit", defaultMemoryLimit, "soft memory limit in bytes for the Go runtime (GOMEMLIMIT wins when set)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if help, err := parse(fs, args, stdout); help || err != nil {
 		return err
@@ -99,6 +101,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err := p.Validate(); err != nil {
 		return err
 	}
+	setMemoryLimit(*memLimit, getenv)
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
@@ -158,6 +161,20 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	return g.Wait()
 }
 
+// defaultMemoryLimit keeps the process under its 200 MB budget: the live
+// heap of one file is about 80-100 MB (a sort run, a few batches, a Parquet
+// row group), and without a limit the collector lets the heap double
+// before it runs.
+const defaultMemoryLimit = 150 << 20
+
+// setMemoryLimit sets the runtime's soft memory limit unless the operator
+// set GOMEMLIMIT, which the runtime has applied already.
+func setMemoryLimit(limit int64, getenv func(string) string) {
+	if getenv("GOMEMLIMIT") == "" && limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
+}
+
 func envOr(getenv func(string) string, key, def string) string {
 	if v := getenv(key); v != "" {
 		return v
@@ -181,7 +198,7 @@ func (s *fileSink) Quarantine(q *clean.Quarantined) error {
 }
 func (s *fileSink) Result(*clean.Result) error { return nil }
 
-func runClean(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func runClean(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("process clean", flag.ContinueOnError)
 	in := fs.String("in", "", "robot CSV file to clean, - for standard input (required)")
 	out := fs.String("out", "", "Parquet file to write (required)")
@@ -191,12 +208,14 @@ func runClean(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	source := fs.String("source", "", "source_object written on every row (default: the input path)")
 	runBytes := fs.Int("run-bytes", 48<<20, "memory for sorting rows before spilling to -tmp")
 	tmp := fs.String("tmp", os.TempDir(), "directory for spilled sort runs")
+	memLimit := fs.Int64("memory-limit", defaultMemoryLimit, "soft memory limit in bytes for the Go runtime (GOMEMLIMIT wins when set)")
 	if help, err := parse(fs, args, stdout); help || err != nil {
 		return err
 	}
 	if *in == "" || *out == "" {
 		return errors.New("clean needs --in and --out")
 	}
+	setMemoryLimit(*memLimit, getenv)
 	var r io.Reader = stdin
 	if *in != "-" {
 		f, err := os.Open(*in)

@@ -339,7 +339,7 @@ func (s *spillFile) cursors() []cursor {
 	var cs []cursor
 	start := int64(0)
 	for _, end := range s.bounds {
-		cs = append(cs, &fileCursor{br: bufio.NewReaderSize(io.NewSectionReader(s.f, start, end-start), 256<<10)})
+		cs = append(cs, &fileCursor{br: bufio.NewReaderSize(io.NewSectionReader(s.f, start, end-start), 64<<10)})
 		start = end
 	}
 	return cs
