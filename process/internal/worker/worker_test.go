@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/civil"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/storage"
 	"github.com/labplatform/platform/contracts/config"
@@ -464,3 +465,33 @@ func TestShutdownDrains(t *testing.T) {
 		t.Errorf("after shutdown the file in flight is %q, want done", s)
 	}
 }
+
+// TestDatabaseChunk processes a chunk of an append-only robot database, as
+// ingest ships it (the header line, then a line-aligned byte range): its
+// name parses, and its rows land under the robot's curated prefix.
+func TestDatabaseChunk(t *testing.T) {
+	f := newFixture(t, Options{})
+	name, err := names.ChunkObject{Robot: "R007", Date: civilDate(fileTime), File: "results.db.csv", Series: "g1-1a2b", Start: 0, End: 4096}.Name()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, st := generate(t, robotsim.GenerateOptions{Version: "v2", Rows: 300, Seed: 17, Patients: 40, Robot: "R007", Time: fileTime})
+	ev := f.upload(t, name, data)
+	if _, err := f.w.Process(f.ctx, ev, 1); err != nil {
+		t.Fatal(err)
+	}
+	l := f.lineage(t, ev)
+	if l.Status != lineage.StatusDone || l.RowsValid != int64(st.Valid) || l.Robot != "R007" || len(l.Outputs) == 0 {
+		t.Fatalf("lineage %+v", l)
+	}
+	for _, o := range l.Outputs {
+		if !strings.Contains(o.Object, "/robot=R007/") {
+			t.Errorf("curated object %s is not under the robot's prefix", o.Object)
+		}
+		if rows := readParquet(t, f.c.Storage, o); int64(len(rows)) != o.Rows {
+			t.Errorf("%s: %d rows, lineage says %d", o.Object, len(rows), o.Rows)
+		}
+	}
+}
+
+func civilDate(t time.Time) civil.Date { return civil.DateOf(t) }
