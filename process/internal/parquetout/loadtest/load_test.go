@@ -26,7 +26,7 @@ import (
 // nulls in the optional columns, then an empty file, which leaves no rows.
 func TestBigQueryLoadsFiles(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts the local GCP")
+		t.Skip("-short: this test starts the local GCP emulators; make test runs it (go test without -short)")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
