@@ -89,7 +89,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	p.RegisterFlags(fs, getenv)
 	listen := fs.String("listen", envOr(getenv, "PROCESS_LISTEN", ":9102"), "address of /healthz and /metrics (empty: none) [PROCESS_LISTEN]")
 	id := fs.String("id", getenv("PROCESS_WORKER_ID"), "worker id in lineage and logs (default host-pid) [PROCESS_WORKER_ID]")
-	maxMsgs := fs.Int("max-outstanding", 2, "files processed at once (Pub/Sub flow control)")
+	maxMsgs := fs.Int("max-outstanding", 1, "files processed at once (Pub/Sub flow control); each uses every core and about 150 MB")
 	maxBytes := fs.Int("max-outstanding-bytes", 512<<20, "total size of the files processed at once")
 	runBytes := fs.Int("run-bytes", 48<<20, "memory for sorting one file's rows before spilling to -tmp")
 	tmp := fs.String("tmp", os.TempDir(), "directory for spilled sort runs")

@@ -43,8 +43,9 @@ type Options struct {
 	ID string
 	// MaxOutstandingMessages and MaxOutstandingBytes are the Pub/Sub flow
 	// control: how many notifications (and of what total object size) are
-	// processed at once. Defaults 2 and 512 MiB: each file in flight holds
-	// up to Clean.RunBytes of rows.
+	// processed at once. Defaults 1 and 512 MiB: one file already uses
+	// every core (parallel rules and Parquet columns) and about 150 MB, the
+	// process's budget; scale out with more workers.
 	MaxOutstandingMessages int
 	MaxOutstandingBytes    int
 	// MaxExtension bounds how long the client keeps extending the ack
@@ -66,7 +67,7 @@ func (o Options) withDefaults() Options {
 		o.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if o.MaxOutstandingMessages <= 0 {
-		o.MaxOutstandingMessages = 2
+		o.MaxOutstandingMessages = 1
 	}
 	if o.MaxOutstandingBytes <= 0 {
 		o.MaxOutstandingBytes = 512 << 20
