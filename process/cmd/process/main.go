@@ -124,13 +124,12 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer ps.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg, wm, sm := newMetrics()
 	w := worker.New(st, fsc, ps, p.Prefix, worker.Options{
 		ID: *id, MaxOutstandingMessages: *maxMsgs, MaxOutstandingBytes: *maxBytes,
 		Clean:   clean.Options{RunBytes: *runBytes, TempDir: *tmp},
-		Summary: summary.Options{Metrics: summary.NewMetrics(reg)},
-		Logger:  log, Metrics: worker.NewMetrics(reg),
+		Summary: summary.Options{Metrics: sm},
+		Logger:  log, Metrics: wm,
 	})
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -173,6 +172,13 @@ func setMemoryLimit(limit int64, getenv func(string) string) {
 	if getenv("GOMEMLIMIT") == "" && limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
+}
+
+// newMetrics registers every metric the worker serves on one registry.
+func newMetrics() (*prometheus.Registry, *worker.Metrics, *summary.Metrics) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg, worker.NewMetrics(reg), summary.NewMetrics(reg)
 }
 
 func envOr(getenv func(string) string, key, def string) string {

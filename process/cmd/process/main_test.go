@@ -111,3 +111,23 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("usage: %v %q", err, out.String())
 	}
 }
+
+// TestMetricsRegister: the worker's and the summaries' metrics share one
+// registry without a name registered twice (MustRegister would panic at
+// start-up), and each family is served.
+func TestMetricsRegister(t *testing.T) {
+	reg, _, _ := newMetrics()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range families {
+		names[f.GetName()] = true
+	}
+	for _, want := range []string{"process_files_in_flight", "go_goroutines"} {
+		if !names[want] {
+			t.Errorf("metric %s is not served", want)
+		}
+	}
+}

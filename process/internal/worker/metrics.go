@@ -2,7 +2,6 @@ package worker
 
 import (
 	"github.com/labplatform/platform/process/internal/clean"
-	"github.com/labplatform/platform/process/internal/summary"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -14,13 +13,11 @@ type Metrics struct {
 	bytes      prometheus.Counter
 	latency    prometheus.Histogram
 	inFlight   prometheus.Gauge
-	patients   prometheus.Counter
-	txnRetries prometheus.Counter
-	skipped    prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not
-// registered, for tests).
+// registered, for tests). The summary transactions have their own metrics
+// (summary.NewMetrics), registered beside these.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "process_files_total",
@@ -35,20 +32,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time from receiving a notification to the file's lineage being done.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "process_files_in_flight",
 			Help: "Files being processed now."}),
-		patients: prometheus.NewCounter(prometheus.CounterOpts{Name: "process_summary_patients_total",
-			Help: "Patient summaries updated."}),
-		txnRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "process_summary_transaction_retries_total",
-			Help: "Firestore summary transactions retried after contention or abort."}),
-		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "process_summary_batches_skipped_total",
-			Help: "Summary batches found already applied (marker present): redeliveries and re-uploads."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.files, m.rows, m.reasons, m.bytes, m.latency, m.inFlight, m.patients, m.txnRetries, m.skipped)
+		reg.MustRegister(m.files, m.rows, m.reasons, m.bytes, m.latency, m.inFlight)
 	}
 	return m
 }
 
-func (m *Metrics) observe(rep *clean.Report, st summary.Stats) {
+func (m *Metrics) observe(rep *clean.Report) {
 	m.files.WithLabelValues("done").Inc()
 	m.rows.WithLabelValues("valid").Add(float64(rep.RowsValid))
 	m.rows.WithLabelValues("quarantined").Add(float64(rep.RowsQuarantined))
@@ -57,7 +48,4 @@ func (m *Metrics) observe(rep *clean.Report, st summary.Stats) {
 		m.reasons.WithLabelValues(r).Add(float64(n))
 	}
 	m.bytes.Add(float64(rep.Bytes))
-	m.patients.Add(float64(st.Patients))
-	m.txnRetries.Add(float64(st.TxnRetries))
-	m.skipped.Add(float64(st.BatchesSkipped))
 }

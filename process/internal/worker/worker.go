@@ -340,7 +340,7 @@ func (w *Worker) process(ctx context.Context, ev Event, raw names.RawObject, doc
 		return fmt.Errorf("write lineage %s: %w", ing.RawID, err)
 	}
 
-	w.m.observe(rep, stats)
+	w.m.observe(rep)
 	if rep.HeaderError != "" {
 		log.Error("ALERT: unknown header: the whole file is quarantined", "alert", true, "rows", rep.RowsIn, "detail", rep.HeaderError)
 	}
