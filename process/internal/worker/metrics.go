@@ -7,12 +7,12 @@ import (
 
 // Metrics are the worker's Prometheus metrics, all prefixed process_.
 type Metrics struct {
-	files      *prometheus.CounterVec
-	rows       *prometheus.CounterVec
-	reasons    *prometheus.CounterVec
-	bytes      prometheus.Counter
-	latency    prometheus.Histogram
-	inFlight   prometheus.Gauge
+	files    *prometheus.CounterVec
+	rows     *prometheus.CounterVec
+	reasons  *prometheus.CounterVec
+	bytes    prometheus.Counter
+	latency  prometheus.Histogram
+	inFlight prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not
