@@ -128,7 +128,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stop := context.AfterFunc(ctx, func() {
-		w.log.Info("shutting down: draining files in flight", "timeout", w.opts.DrainTimeout)
+		w.log.Info("shutting down: draining files in flight", "timeout", w.opts.DrainTimeout.String())
 		t := time.AfterFunc(w.opts.DrainTimeout, cancelWork)
 		context.AfterFunc(work, func() { t.Stop() })
 	})
