@@ -174,7 +174,7 @@ func (r *Run) Add(ctx context.Context, res Result) error {
 	}
 	if res.PatientID != r.patient {
 		if res.PatientID < r.patient {
-			return r.fail(fmt.Errorf("summary run: patient %q after %q: results are not sorted by patient id", res.PatientID, r.patient))
+			return r.fail(fmt.Errorf("summary run: result %d: results are not sorted by patient id", r.results+1))
 		}
 		if err := r.endPatient(ctx); err != nil {
 			return err
@@ -334,7 +334,7 @@ func (u *Updater) apply(ctx context.Context, hash string, index int, batch []pat
 			doc := &contract.Patient{}
 			if snaps[i+1].Exists() {
 				if err := snaps[i+1].DataTo(doc); err != nil {
-					return fmt.Errorf("decode %s: %w", refs[i+1].Path, err)
+					return fmt.Errorf("decode patient document %d of batch %d: %w", i, index, err)
 				}
 			}
 			if Fold(doc, p.results) == 0 {
@@ -361,24 +361,25 @@ func (u *Updater) apply(ctx context.Context, hash string, index int, batch []pat
 	out.retries = max(attempts-1, 0)
 	u.opts.Metrics.observe(out, err)
 	if err != nil {
-		return out, fmt.Errorf("summary batch %s (patients %s to %s): %w", markerRef.ID, batch[0].id, batch[len(batch)-1].id, err)
+		return out, fmt.Errorf("summary batch %s (%d patients): %w", markerRef.ID, len(batch), err)
 	}
 	return out, nil
 }
 
 // validate checks what Firestore needs of a result: the patient id is a
-// document id, test code and sample id are non-empty map keys.
+// document id, test code and sample id are non-empty map keys. Errors of
+// this package name no patient or sample: they end up in logs and lineage.
 func validate(r Result) error {
 	var problems []string
 	switch id := r.PatientID; {
 	case id == "" || id == "." || id == "..":
-		problems = append(problems, fmt.Sprintf("patient id %q is not a document id", id))
+		problems = append(problems, "patient id is not a document id")
 	case strings.Contains(id, "/"):
-		problems = append(problems, fmt.Sprintf("patient id %q contains '/'", id))
+		problems = append(problems, "patient id contains '/'")
 	case len(id) > 1500:
 		problems = append(problems, "patient id is longer than 1,500 bytes")
 	case strings.HasPrefix(id, "__") && strings.HasSuffix(id, "__"):
-		problems = append(problems, fmt.Sprintf("patient id %q is reserved (__...__)", id))
+		problems = append(problems, "patient id is reserved (__...__)")
 	}
 	if r.TestCode == "" {
 		problems = append(problems, "empty test code")
@@ -392,6 +393,6 @@ func validate(r Result) error {
 	if problems == nil {
 		return nil
 	}
-	return fmt.Errorf("summary run: result of patient %q sample %q test %q: %s",
-		r.PatientID, r.SampleID, r.TestCode, strings.Join(problems, "; "))
+	// No ids in the message: it reaches logs and lineage.
+	return fmt.Errorf("summary run: result of test %q: %s", r.TestCode, strings.Join(problems, "; "))
 }

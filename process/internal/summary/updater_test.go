@@ -346,7 +346,7 @@ func TestRunRejects(t *testing.T) {
 		rows []summary.Result
 		want string
 	}{
-		{name: "unsorted patients", hash: hashOf("x"), rows: []summary.Result{ok, {PatientID: "P1", TestCode: "2345-7", SampleID: "S2"}}, want: `patient "P1" after "P2"`},
+		{name: "unsorted patients", hash: hashOf("x"), rows: []summary.Result{ok, {PatientID: "P1", TestCode: "2345-7", SampleID: "S2"}}, want: "result 2: results are not sorted by patient id"},
 		{name: "slash in patient id", hash: hashOf("x"), rows: []summary.Result{{PatientID: "a/b", TestCode: "2345-7", SampleID: "S2"}}, want: "contains '/'"},
 		{name: "empty sample and test", hash: hashOf("x"), rows: []summary.Result{{PatientID: "P1"}}, want: "empty test code; empty sample id"},
 		{name: "bad content hash", hash: "not-a-hash", rows: []summary.Result{ok}, want: "is not <md5|sha256>:<lowercase hex digest>"},
@@ -356,6 +356,13 @@ func TestRunRejects(t *testing.T) {
 			_, err := apply(t.Context(), u, tc.hash, tc.rows)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+			for _, r := range tc.rows { // errors reach logs: no patient or sample ids
+				for _, id := range []string{r.PatientID, r.SampleID} {
+					if len(id) > 1 && err != nil && strings.Contains(err.Error(), id) {
+						t.Errorf("error %q names id %q", err, id)
+					}
+				}
 			}
 		})
 	}
