@@ -52,6 +52,14 @@ const (
 	// CollectionSummaryMarkers holds the markers that make summary updates
 	// exactly-once: one per (raw content hash, batch).
 	CollectionSummaryMarkers = "summary_markers"
+	// The orchestrator's state when it runs on Firestore: per-DAG state
+	// (pause flag, active runs), runs, task instances, backfills and pool
+	// slot holders.
+	CollectionOrchestrateDAGs      = "orchestrate_dags"
+	CollectionOrchestrateRuns      = "orchestrate_runs"
+	CollectionOrchestrateTasks     = "orchestrate_tasks"
+	CollectionOrchestrateBackfills = "orchestrate_backfills"
+	CollectionOrchestratePools     = "orchestrate_pools"
 )
 
 // BigQuery resources.

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/labplatform/platform/contracts/gcp"
+	"github.com/labplatform/platform/orchestrate/notify"
+	"github.com/labplatform/platform/orchestrate/scheduler"
+)
+
+func (a *app) scheduler(ctx context.Context, args []string) error {
+	var c common
+	fs := a.flagSet("scheduler", &c)
+	workers := fs.Int("workers", 32, "task attempts executing at once in this process")
+	lease := fs.Duration("lease", 30*time.Second, "how long a claimed task stays owned without renewal")
+	poll := fs.Duration("poll", time.Second, "how often the state store is read in full")
+	grace := fs.Duration("grace", 30*time.Second, "on shutdown, how long running tasks may finish before they are cancelled")
+	pools := poolsFlag{}
+	fs.Var(pools, "pool", "pool name=slots, shared by every scheduler (repeatable; pools not listed are unlimited)")
+	metricsAddr := fs.String("metrics-addr", envOr(a.getenv, "ORCHESTRATE_METRICS_ADDR", ":9464"), "address of /metrics and /healthz, empty for none (env ORCHESTRATE_METRICS_ADDR)")
+	owner := fs.String("owner", a.getenv("ORCHESTRATE_OWNER"), "this scheduler's name in task leases (default host-pid; env ORCHESTRATE_OWNER)")
+	webhook := fs.String("webhook", a.getenv("ORCHESTRATE_WEBHOOK"), "also send alerts as JSON POSTs to this URL (env ORCHESTRATE_WEBHOOK)")
+	topic := fs.String("alert-topic", a.getenv("ORCHESTRATE_ALERT_TOPIC"), "also publish alerts to this Pub/Sub topic of the project (env ORCHESTRATE_ALERT_TOPIC)")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if _, err := a.parse(fs, &c, args, "[flags]", 0, 0); err != nil {
+		return err
+	}
+	if *workers <= 0 || *lease <= 0 || *poll <= 0 || *grace <= 0 {
+		return usageErrorf("--workers, --lease, --poll and --grace must be positive")
+	}
+	if *webhook != "" {
+		if u, err := url.Parse(*webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageErrorf("--webhook %q: want an http(s) URL", *webhook)
+		}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return usageErrorf("--log-level: %v", err)
+	}
+	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
+
+	notifier, closeNotifier, err := a.notifier(ctx, &c, log, *webhook, *topic)
+	if err != nil {
+		return err
+	}
+	defer closeNotifier()
+	s, err := a.open(ctx, &c, needs{store: true, clients: true, notifier: notifier})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			log.Error("close the state store and clients", "err", err)
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sch, err := scheduler.New(s.store, s.dags, scheduler.Options{
+		Owner: *owner, Workers: *workers, Lease: *lease, PollInterval: *poll, Pools: pools, Grace: *grace,
+		Now: a.now, Logger: log, Notifier: notifier, Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("build the scheduler: %w", err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if *metricsAddr != "" {
+		lis, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", *metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		log.Info("serving metrics", "addr", lis.Addr().String())
+		g.Go(func() error {
+			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", *metricsAddr, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	g.Go(func() error {
+		err := sch.Run(gctx)
+		log.Info("scheduler stopped")
+		return err
+	})
+	return g.Wait()
+}
+
+// notifier builds the alert notifier: the log always, plus a webhook and a
+// Pub/Sub topic when configured. The returned cleanup stops the publisher.
+func (a *app) notifier(ctx context.Context, c *common, log *slog.Logger, webhook, topic string) (notify.Notifier, func(), error) {
+	ns := notify.Multi{notify.Log{Logger: log}}
+	cleanup := func() {}
+	if webhook != "" {
+		ns = append(ns, notify.Webhook{URL: webhook, Client: &http.Client{Timeout: 10 * time.Second}, Retries: 3})
+	}
+	if topic != "" {
+		ps, err := gcp.NewPubSub(ctx, c.platform)
+		if err != nil {
+			return nil, nil, err
+		}
+		pub := ps.Publisher(topic)
+		ns = append(ns, notify.PubSub{Publisher: pub})
+		cleanup = func() {
+			pub.Stop()
+			if err := ps.Close(); err != nil {
+				log.Warn("close the Pub/Sub client", "err", err)
+			}
+		}
+	}
+	return ns, cleanup, nil
+}
