@@ -1,4 +1,6 @@
-// Package orchestrate the DAG engine (tasks, dependencies, operators, sensors, scheduler, persistent state, CLI) and the platform's DAGs: BigQuery day loads, lifecycle enforcement and data quality.
-//
-// Not built yet: issue #6 fills this module.
+// Package orchestrate is the root of the orchestrator module: the DAG engine
+// (dag, schedule, scheduler), its state (state, state/boltstore,
+// state/firestorestore), operators and alerts (operators, notify), the
+// platform's DAGs (dags) and the orchestrate command (cmd/orchestrate). See
+// the module README.
 package orchestrate

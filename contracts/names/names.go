@@ -52,6 +52,9 @@ const (
 	// CollectionSummaryMarkers holds the markers that make summary updates
 	// exactly-once: one per (raw content hash, batch).
 	CollectionSummaryMarkers = "summary_markers"
+	// CollectionDayLoads holds one lineage.DayLoad per day of lab.results
+	// that bq_load replaced and checked.
+	CollectionDayLoads = "bq_day_loads"
 	// The orchestrator's state when it runs on Firestore: per-DAG state
 	// (pause flag, active runs), runs, task instances, backfills and pool
 	// slot holders.

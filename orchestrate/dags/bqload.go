@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ const (
 	TaskAssertCounts           = "assert_counts"
 	TaskAssertNoNullPatient    = "assert_no_null_patient"
 	TaskAssertUniqueSampleTest = "assert_unique_sample_test"
+	TaskRecordLoad             = "record_load"
 	TaskRefreshViews           = "refresh_views"
 	TaskDropStaging            = "drop_staging"
 )
@@ -62,6 +64,7 @@ func loadDay(tc *dag.TaskContext) (civil.Date, error) {
 //	wait_lineage -> load_staging -> replace_day -> assert_counts
 //	                                            -> assert_no_null_patient
 //	                                            -> assert_unique_sample_test
+//	               -> record_load (after the three assertions)
 //	               -> refresh_views (after the three assertions)
 //	               -> drop_staging (all_done, after every reader of the staging table)
 //
@@ -70,7 +73,9 @@ func loadDay(tc *dag.TaskContext) (civil.Date, error) {
 // into lab.results_staging_<YYYYMMDD> (empty when the day has no curated
 // file); replace_day swaps the day's rows of lab.results for the
 // deduplicated staging rows in one transaction. A run repeated on unchanged
-// files leaves the table as it was.
+// files leaves the table as it was. record_load writes the day's
+// lineage.DayLoad once the assertions passed: the lifecycle enforcer deletes
+// a raw object only after a load that read its curated files.
 func BQLoad(d Deps) (*dag.DAG, error) {
 	if err := d.requireData(BQLoadID); err != nil {
 		return nil, err
@@ -118,11 +123,12 @@ func BQLoad(d Deps) (*dag.DAG, error) {
 		retry(&dag.Task{ID: TaskAssertCounts, Operator: onDay(loadDay, l.assertCounts), Upstream: []string{TaskReplaceDay}, Timeout: 10 * time.Minute}, 2),
 		retry(&dag.Task{ID: TaskAssertNoNullPatient, Operator: onDay(loadDay, l.assertNoNullPatient), Upstream: []string{TaskReplaceDay}, Timeout: 10 * time.Minute}, 1),
 		retry(&dag.Task{ID: TaskAssertUniqueSampleTest, Operator: onDay(loadDay, l.assertUniqueSampleTest), Upstream: []string{TaskReplaceDay}, Timeout: 10 * time.Minute}, 1),
+		retry(&dag.Task{ID: TaskRecordLoad, Operator: onDay(loadDay, l.recordLoad), Upstream: assertions, Timeout: 5 * time.Minute}, 2),
 		retry(&dag.Task{ID: TaskRefreshViews, Operator: dag.Func(l.refreshViews), Upstream: assertions, Timeout: 10 * time.Minute}, 2),
 		retry(&dag.Task{
 			ID:          TaskDropStaging,
 			Operator:    onDay(loadDay, l.dropStaging),
-			Upstream:    slices.Concat(assertions, []string{TaskRefreshViews}),
+			Upstream:    slices.Concat(assertions, []string{TaskRecordLoad, TaskRefreshViews}),
 			TriggerRule: dag.AllDone,
 			Timeout:     5 * time.Minute,
 		}, 2),
@@ -147,6 +153,9 @@ func table(id string) string { return "`" + names.Dataset + "." + id + "`" }
 func (l *bqLoad) loadStaging(ctx context.Context, tc *dag.TaskContext, day civil.Date) error {
 	bq, staging := l.d.BigQuery, StagingTable(day)
 	bucket, prefix := names.CuratedBucket(l.d.Prefix), names.CuratedDayPrefix(day)
+	// Taken before the files are listed: every ingestion finished by then
+	// has its curated file in the load.
+	stagedAt := now(tc)
 	files, err := countParquet(ctx, l.d.Storage, bucket, prefix)
 	if err != nil {
 		return err
@@ -158,6 +167,7 @@ func (l *bqLoad) loadStaging(ctx context.Context, tc *dag.TaskContext, day civil
 		Description:    "bq_load staging of the curated results of " + day.String(),
 		Schema:         schema.BigQuery(),
 		ExpirationTime: now(tc).Add(stagingTTL),
+		Labels:         map[string]string{stagedAtLabel: strconv.FormatInt(stagedAt.UnixNano(), 10)},
 	}); err != nil {
 		return err
 	}
@@ -186,6 +196,59 @@ func (l *bqLoad) loadStaging(ctx context.Context, tc *dag.TaskContext, day civil
 	}
 	log.Info("staged the day's curated files", "files", files)
 	return nil
+}
+
+// stagedAtLabel, on the staging table, is when load_staging listed the
+// day's curated files (Unix nanoseconds).
+const stagedAtLabel = "staged_at_unix_nano"
+
+// recordLoad writes the day's lineage.DayLoad: the day is in lab.results,
+// checked, with every curated file that existed when staging began.
+func (l *bqLoad) recordLoad(ctx context.Context, tc *dag.TaskContext, day civil.Date) error {
+	md, err := l.d.BigQuery.Dataset(names.Dataset).Table(StagingTable(day)).Metadata(ctx)
+	if err != nil {
+		return fmt.Errorf("read staging table %s: %w", StagingTable(day), err)
+	}
+	ns, err := strconv.ParseInt(md.Labels[stagedAtLabel], 10, 64)
+	if err != nil {
+		return fmt.Errorf("staging table %s: label %s=%q: %w", StagingTable(day), stagedAtLabel, md.Labels[stagedAtLabel], err)
+	}
+	rows, err := l.dayRows(ctx, day)
+	if err != nil {
+		return err
+	}
+	rec := lineage.DayLoad{
+		Day: day.String(), StagingStartedAt: time.Unix(0, ns).UTC(), LoadedAt: now(tc),
+		DAGID: tc.DAGID, RunID: tc.RunID, Rows: rows,
+	}
+	if tc.DryRun {
+		logger(tc).Info("dry run: day load not recorded", "day", rec.Day, "rows", rows)
+		return nil
+	}
+	if _, err := l.d.Firestore.Collection(names.CollectionDayLoads).Doc(rec.Day).Set(ctx, rec); err != nil {
+		return fmt.Errorf("record load of %s: %w", rec.Day, err)
+	}
+	logger(tc).Info("day load recorded", "day", rec.Day, "rows", rows)
+	return nil
+}
+
+// dayRows counts day's rows of lab.results.
+func (l *bqLoad) dayRows(ctx context.Context, day civil.Date) (int64, error) {
+	q := l.d.BigQuery.Query("SELECT COUNT(*) FROM " + table(names.ResultsTable) + " WHERE DATE(collected_at) = @day")
+	q.Parameters = []bigquery.QueryParameter{{Name: "day", Value: day}}
+	it, err := q.Read(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", day, err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", day, err)
+	}
+	n, err := ints([][]bigquery.Value{row}, 1)
+	if err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", day, err)
+	}
+	return n[0], nil
 }
 
 // countParquet counts the Parquet objects under prefix.

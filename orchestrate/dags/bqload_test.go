@@ -12,6 +12,9 @@ import (
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/labplatform/platform/contracts/lineage"
 	"github.com/labplatform/platform/contracts/names"
 	"github.com/labplatform/platform/contracts/schema"
@@ -295,9 +298,13 @@ func TestBQLoadAssertCountsFailsWhenLineageDisagrees(t *testing.T) {
 		dags.TaskAssertCounts:           stateFailed,
 		dags.TaskAssertNoNullPatient:    stateSuccess,
 		dags.TaskAssertUniqueSampleTest: stateSuccess,
+		dags.TaskRecordLoad:             stateUpstreamFailed,
 		dags.TaskRefreshViews:           stateUpstreamFailed,
 		dags.TaskDropStaging:            stateSuccess,
 	})
+	if _, err := p.c.Firestore.Collection(names.CollectionDayLoads).Doc(loadDay.String()).Get(ctx); status.Code(err) != codes.NotFound {
+		t.Errorf("a day whose assertions failed has a load record (err %v): lifecycle could delete its raw files", err)
+	}
 	err := out[dags.TaskAssertCounts].err
 	if !errors.Is(err, operators.ErrAssertion) {
 		t.Errorf("assert_counts error %v does not wrap operators.ErrAssertion", err)

@@ -81,6 +81,19 @@ func TestBQLoadUnderTheScheduler(t *testing.T) {
 	if len(first) != 3 {
 		t.Fatalf("lab.results for %s: %d rows, want 3:\n%s", loadDay, len(first), fmtRows(first))
 	}
+	snap, err := p.c.Firestore.Collection(names.CollectionDayLoads).Doc(loadDay.String()).Get(ctx)
+	if err != nil {
+		t.Fatalf("day load record: %v", err)
+	}
+	var rec lineage.DayLoad
+	if err := snap.DataTo(&rec); err != nil {
+		t.Fatal(err)
+	}
+	// The load listed the files at the second pass's clock, after b.csv's
+	// lineage was done.
+	if rec.Rows != 3 || !rec.StagingStartedAt.Equal(now) || rec.RunID != run.RunID || rec.DAGID != g.ID {
+		t.Errorf("day load %+v, want 3 rows staged at %s by run %s", rec, now, run.RunID)
+	}
 
 	now = at(loadDay, 15, 1)
 	next, err := scheduler.Trigger(ctx, store, g, at(loadDay, 14, 0), nil, now)
