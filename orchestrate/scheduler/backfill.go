@@ -40,9 +40,17 @@ func (s *Scheduler) advanceBackfill(ctx context.Context, id string) []state.Run 
 	}
 	now := s.opts.Now()
 	prev := b.UpdatedAt
+	// Count the unfinished runs in the store, not in memory: another
+	// scheduler may have created some since this one last looked.
+	unfinished, err := s.store.Runs(ctx, state.RunFilter{DAGID: b.DAGID, BackfillID: b.ID, States: []state.RunState{state.RunQueued, state.RunRunning}})
+	if err != nil {
+		s.log.Error("count backfill runs", "backfill", id, "err", err)
+		return nil
+	}
+	active := len(unfinished)
 	var created []state.Run
 	changed := false
-	for s.backfillActive(id) < b.MaxActiveRuns && !b.Cursor.After(b.To) {
+	for active < b.MaxActiveRuns && !b.Cursor.After(b.To) {
 		iv := dag.Interval{Start: b.Cursor, End: sc.Next(b.Cursor)}
 		run, err := s.store.Run(ctx, d.ID, state.RunID(iv.Start, iv.End))
 		switch {
@@ -58,15 +66,13 @@ func (s *Scheduler) advanceBackfill(ctx context.Context, id string) []state.Run 
 				return created
 			}
 			created = append(created, nr)
-			s.trackBackfillRun(nr)
+			active++
 		case err != nil:
 			s.log.Error("read run", "backfill", id, "err", err)
 			return created
 		case run.BackfillID == b.ID:
-			// Ours, from before a restart.
-			if !run.State.Finished() {
-				s.trackBackfillRun(run)
-			}
+			// Ours, created before a restart or by another scheduler: it is
+			// already counted in active if unfinished.
 		case !run.State.Finished():
 			if b.Reprocess == state.ReprocessAll || b.Reprocess == state.ReprocessFailed {
 				// Wait for that run to finish, then decide.
@@ -81,14 +87,14 @@ func (s *Scheduler) advanceBackfill(ctx context.Context, id string) []state.Run 
 			}
 			run.State, run.BackfillID = state.RunQueued, b.ID
 			created = append(created, run)
-			s.trackBackfillRun(run)
+			active++
 		default:
 			b.Skipped++
 		}
 		b.Cursor = iv.End
 		changed = true
 	}
-	if b.Cursor.After(b.To) && s.backfillActive(id) == 0 {
+	if b.Cursor.After(b.To) && active == 0 {
 		b.State = state.BackfillDone
 		b.EndedAt = now
 		changed = true
@@ -120,19 +126,4 @@ func (s *Scheduler) saveBackfill(ctx context.Context, b state.Backfill, prev tim
 			s.log.Info("backfill done", "backfill", b.ID, "dag", b.DAGID, "skipped", b.Skipped)
 		}
 	}
-}
-
-func (s *Scheduler) backfillActive(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.bfActive[id])
-}
-
-func (s *Scheduler) trackBackfillRun(r state.Run) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.bfActive[r.BackfillID] == nil {
-		s.bfActive[r.BackfillID] = map[string]bool{}
-	}
-	s.bfActive[r.BackfillID][r.DAGID+"/"+r.RunID] = true
 }

@@ -70,6 +70,13 @@ func (s *Scheduler) execute(d *dag.DAG, t *dag.Task, r state.Run, ti state.TaskI
 		log.Warn("attempt discarded: a newer attempt owns the task")
 		return
 	}
+	if s.taskCtx.Err() != nil {
+		// Shutdown cancelled the attempt: the worker is going away, the task
+		// did not fail. Nothing is recorded; its lease expires and a
+		// scheduler runs it again without counting a failure.
+		log.Warn("attempt abandoned at shutdown; it runs again when its lease expires")
+		return
+	}
 	f.Now = end
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer wcancel()
@@ -93,7 +100,9 @@ func (s *Scheduler) execute(d *dag.DAG, t *dag.Task, r state.Run, ti state.TaskI
 	}
 	if t.ExpectedDuration > 0 && end.Sub(start) > t.ExpectedDuration {
 		// Finished late between two passes: the running check missed it.
-		s.taskDeadline(wctx, t, ti, end)
+		if a := s.taskDeadline(wctx, t, ti, end); a != nil {
+			s.alert(wctx, *a)
+		}
 	}
 	if alert != nil {
 		alert.DAGID, alert.RunID, alert.TaskID, alert.Try, alert.At = d.ID, r.RunID, t.ID, ti.Try, end

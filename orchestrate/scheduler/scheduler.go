@@ -119,9 +119,6 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	inflight map[state.TaskKey]bool
-	// bfActive tracks each backfill's unfinished runs, rebuilt at every
-	// full pass and kept current between passes.
-	bfActive map[string]map[string]bool
 	paused   map[string]bool
 	// starved is set when a ready task found no free worker slot.
 	starved atomic.Bool
@@ -140,7 +137,6 @@ func New(store state.Store, dags []*dag.DAG, opts Options) (*Scheduler, error) {
 		slots:    make(chan struct{}, opts.Workers),
 		wake:     make(chan struct{}, 1),
 		inflight: map[state.TaskKey]bool{},
-		bfActive: map[string]map[string]bool{},
 		paused:   map[string]bool{},
 	}
 	s.taskCtx, s.cancelTask = context.WithCancel(context.Background())
@@ -250,15 +246,8 @@ func (s *Scheduler) pass(ctx context.Context) {
 		return
 	}
 	slices.Reverse(runs) // oldest first
-	active := map[string]map[string]bool{}
 	var queued, running float64
 	for _, r := range runs {
-		if r.BackfillID != "" {
-			if active[r.BackfillID] == nil {
-				active[r.BackfillID] = map[string]bool{}
-			}
-			active[r.BackfillID][r.DAGID+"/"+r.RunID] = true
-		}
 		if r.State == state.RunQueued {
 			queued++
 		} else {
@@ -267,9 +256,6 @@ func (s *Scheduler) pass(ctx context.Context) {
 	}
 	s.m.activeRuns.WithLabelValues(string(state.RunQueued)).Set(queued)
 	s.m.activeRuns.WithLabelValues(string(state.RunRunning)).Set(running)
-	s.mu.Lock()
-	s.bfActive = active
-	s.mu.Unlock()
 
 	bfs, err := s.store.Backfills(ctx)
 	if err != nil {
@@ -286,17 +272,17 @@ func (s *Scheduler) pass(ctx context.Context) {
 			cancelled[b.ID] = true
 		}
 	}
-	s.m.queueDepth.Set(0)
+	waiting := 0
 	for _, r := range runs {
 		if r.BackfillID != "" && cancelled[r.BackfillID] && r.State == state.RunQueued {
-			if err := s.store.EndRun(ctx, r.DAGID, r.RunID, state.RunFailed, now); err != nil {
-				s.log.Error("end run of cancelled backfill", "dag", r.DAGID, "run", r.RunID, "err", err)
+			if d := s.dags[r.DAGID]; d != nil {
+				s.endRun(ctx, d, r, state.RunQueued, state.RunFailed, now, "its backfill was cancelled")
 			}
-			s.forgetBackfillRun(r)
 			continue
 		}
-		s.handleRun(ctx, r)
+		waiting += s.handleRun(ctx, r)
 	}
+	s.m.queueDepth.Set(float64(waiting))
 }
 
 // planScheduled creates the runs of d's schedule that are due.
@@ -330,80 +316,108 @@ func (s *Scheduler) planScheduled(ctx context.Context, d *dag.DAG, now time.Time
 }
 
 // handleRun starts a queued run if the DAG has room, evaluates a running
-// one, and ends it when all its tasks are finished.
-func (s *Scheduler) handleRun(ctx context.Context, r state.Run) {
+// one, and ends it when all its tasks are finished. It returns the number
+// of ready tasks that found no free worker or pool slot.
+func (s *Scheduler) handleRun(ctx context.Context, r state.Run) (waiting int) {
 	d := s.dags[r.DAGID]
 	if d == nil || ctx.Err() != nil {
-		return
+		return 0
 	}
 	s.mu.Lock()
 	paused := s.paused[r.DAGID]
 	s.mu.Unlock()
 	if paused {
-		return
+		return 0
 	}
 	unlock := s.lockRun(r.DAGID, r.RunID)
-	finished, result := s.startAndEvaluate(ctx, d, r)
+	ev := s.startAndEvaluate(ctx, d, r)
 	unlock()
-	if finished {
-		s.endRun(ctx, d, r, result, s.opts.Now())
+	// Alerts go out after the lock: a slow webhook must not stall the
+	// other runs hashed to the same lock.
+	for _, a := range ev.alerts {
+		s.alert(ctx, a)
 	}
+	if ev.finished {
+		s.endRun(ctx, d, r, state.RunRunning, ev.result, s.opts.Now(), "")
+	}
+	return ev.waiting
 }
 
-func (s *Scheduler) startAndEvaluate(ctx context.Context, d *dag.DAG, r state.Run) (finished bool, result state.RunState) {
+// evaluation is what evaluating a run found.
+type evaluation struct {
+	finished bool
+	result   state.RunState
+	waiting  int
+	alerts   []notify.Alert
+}
+
+func (s *Scheduler) startAndEvaluate(ctx context.Context, d *dag.DAG, r state.Run) evaluation {
 	now := s.opts.Now()
 	if r.State == state.RunQueued {
 		err := s.store.StartRun(ctx, r.DAGID, r.RunID, d.MaxActiveRuns, now)
 		switch {
 		case errors.Is(err, state.ErrMaxActiveRuns):
-			return false, ""
+			return evaluation{}
 		case err != nil:
 			s.log.Error("start run", "dag", r.DAGID, "run", r.RunID, "err", err)
-			return false, ""
+			return evaluation{}
 		}
 		s.m.schedDelay.WithLabelValues(r.DAGID).Observe(max(0, now.Sub(r.DueAt).Seconds()))
 		r.State = state.RunRunning
 		r.StartedAt = now
 	}
 	if r.State != state.RunRunning {
-		return false, ""
+		return evaluation{}
 	}
 	return s.evaluate(ctx, d, r)
 }
 
 // evaluate decides the next states of a running run's tasks and dispatches
-// the runnable ones. It reports whether every task is finished.
-func (s *Scheduler) evaluate(ctx context.Context, d *dag.DAG, r state.Run) (finished bool, result state.RunState) {
+// the runnable ones. Only the tasks the DAG defines now count: an instance of
+// a task removed since the run was created is ignored, and a task added
+// since then is not part of the run (it is passed through).
+func (s *Scheduler) evaluate(ctx context.Context, d *dag.DAG, r state.Run) (ev evaluation) {
 	now := s.opts.Now()
-	tis, err := s.store.Tasks(ctx, d.ID, r.RunID)
+	all, err := s.store.Tasks(ctx, d.ID, r.RunID)
 	if err != nil {
 		s.log.Error("read tasks", "dag", d.ID, "run", r.RunID, "err", err)
-		return false, ""
+		return ev
 	}
+	tis := slices.DeleteFunc(all, func(ti state.TaskInstance) bool {
+		_, ok := d.Task(ti.TaskID)
+		return !ok
+	})
 	byID := make(map[string]*state.TaskInstance, len(tis))
 	for i := range tis {
 		byID[tis[i].TaskID] = &tis[i]
 	}
 	decisions := map[string]state.TaskState{}
+	// A task the run lacks (added to the DAG after the run was created) is
+	// passed through: it counts as succeeded once its own upstream allows
+	// it to run, so its downstream still waits for what precedes it.
+	passed := map[string]state.TaskState{}
 	for _, t := range d.Tasks() {
 		ti := byID[t.ID]
-		if ti == nil || ti.State != state.TaskNone {
+		if ti != nil && ti.State != state.TaskNone {
 			continue
 		}
 		ups := make([]state.TaskState, 0, len(t.Upstream))
-		missing := false
 		for _, u := range t.Upstream {
-			uti := byID[u]
-			if uti == nil {
-				missing = true
-				break
+			if uti := byID[u]; uti != nil {
+				ups = append(ups, uti.State)
+			} else {
+				ups = append(ups, passed[u])
 			}
-			ups = append(ups, uti.State)
 		}
-		if missing {
+		st := decide(t.TriggerRule, ups)
+		if ti == nil {
+			if st == state.TaskQueued {
+				st = state.TaskSuccess
+			}
+			passed[t.ID] = st
 			continue
 		}
-		if st := decide(t.TriggerRule, ups); st != state.TaskNone {
+		if st != state.TaskNone {
 			decisions[t.ID] = st
 			ti.State = st
 			if st == state.TaskQueued {
@@ -414,13 +428,15 @@ func (s *Scheduler) evaluate(ctx context.Context, d *dag.DAG, r state.Run) (fini
 	if len(decisions) > 0 {
 		if err := s.store.SetTaskStates(ctx, d.ID, r.RunID, decisions, now); err != nil {
 			s.log.Error("record task decisions", "dag", d.ID, "run", r.RunID, "err", err)
-			return false, ""
+			return ev
 		}
 	}
 	if finished, result := runOutcome(tis); finished {
-		return true, result
+		return evaluation{finished: true, result: result}
 	}
-	s.runDeadline(ctx, d, r, now, "run not finished")
+	if a := s.runDeadline(ctx, d, r, now, "run not finished"); a != nil {
+		ev.alerts = append(ev.alerts, *a)
+	}
 	for _, t := range d.Tasks() {
 		ti := byID[t.ID]
 		if ti == nil {
@@ -438,54 +454,63 @@ func (s *Scheduler) evaluate(ctx context.Context, d *dag.DAG, r state.Run) (fini
 		case state.TaskRunning:
 			claimable = !now.Before(ti.LeaseUntil)
 			if t.ExpectedDuration > 0 && !ti.DeadlineAlerted && now.Sub(ti.StartedAt) > t.ExpectedDuration {
-				s.taskDeadline(ctx, t, *ti, now)
+				if a := s.taskDeadline(ctx, t, *ti, now); a != nil {
+					ev.alerts = append(ev.alerts, *a)
+				}
 			}
 		}
-		if claimable && !mine {
-			s.claimAndLaunch(ctx, d, t, r, *ti)
+		if claimable && !mine && !s.claimAndLaunch(ctx, d, t, r, *ti) {
+			ev.waiting++
 		}
 	}
-	return false, ""
+	return ev
 }
 
-// runDeadline alerts once when a run is still running, or finished, later
-// than its DAG's RunDeadline after its data interval ended.
-func (s *Scheduler) runDeadline(ctx context.Context, d *dag.DAG, r state.Run, now time.Time, what string) {
-	if d.RunDeadline <= 0 || r.DeadlineAlerted || !now.After(r.IntervalEnd.Add(d.RunDeadline)) {
-		return
+// runDeadline records and returns the deadline-miss alert of a scheduled
+// run still running, or finished, later than its DAG's RunDeadline after its
+// data interval ended; nil if there is none to send (or it was sent). Manual
+// and backfill runs of old intervals are late by design and never alert.
+func (s *Scheduler) runDeadline(ctx context.Context, d *dag.DAG, r state.Run, now time.Time, what string) *notify.Alert {
+	if d.RunDeadline <= 0 || r.Kind != state.KindScheduled || r.DeadlineAlerted || !now.After(r.IntervalEnd.Add(d.RunDeadline)) {
+		return nil
 	}
 	first, err := s.store.MarkRunDeadlineAlerted(ctx, d.ID, r.RunID)
 	if err != nil {
 		s.log.Error("record run deadline alert", "dag", d.ID, "run", r.RunID, "err", err)
-		return
+		return nil
 	}
-	if first {
-		s.alert(ctx, notify.Alert{Kind: notify.DeadlineMissed, DAGID: d.ID, RunID: r.RunID, At: now,
-			Message: fmt.Sprintf("%s %s after its data interval ended (deadline %s)", what,
-				now.Sub(r.IntervalEnd).Round(time.Second), d.RunDeadline)})
+	if !first {
+		return nil
 	}
+	return &notify.Alert{Kind: notify.DeadlineMissed, DAGID: d.ID, RunID: r.RunID, At: now,
+		Message: fmt.Sprintf("%s %s after its data interval ended (deadline %s)", what,
+			now.Sub(r.IntervalEnd).Round(time.Second), d.RunDeadline)}
 }
 
-func (s *Scheduler) taskDeadline(ctx context.Context, t *dag.Task, ti state.TaskInstance, now time.Time) {
+// taskDeadline records and returns the alert of an attempt running longer
+// than its task's ExpectedDuration; nil if it was already sent.
+func (s *Scheduler) taskDeadline(ctx context.Context, t *dag.Task, ti state.TaskInstance, now time.Time) *notify.Alert {
 	first, err := s.store.MarkTaskDeadlineAlerted(ctx, ti.TaskKey, ti.Try)
 	if err != nil {
 		s.log.Error("record task deadline alert", "task", ti.TaskKey, "err", err)
-		return
+		return nil
 	}
-	if first {
-		s.alert(ctx, notify.Alert{Kind: notify.DeadlineMissed, DAGID: ti.DAGID, RunID: ti.RunID, TaskID: ti.TaskID,
-			Try: ti.Try, At: now, Message: fmt.Sprintf("task ran for %s, expected at most %s",
-				now.Sub(ti.StartedAt).Round(time.Second), t.ExpectedDuration)})
+	if !first {
+		return nil
 	}
+	return &notify.Alert{Kind: notify.DeadlineMissed, DAGID: ti.DAGID, RunID: ti.RunID, TaskID: ti.TaskID,
+		Try: ti.Try, At: now, Message: fmt.Sprintf("task ran for %s, expected at most %s",
+			now.Sub(ti.StartedAt).Round(time.Second), t.ExpectedDuration)}
 }
 
-func (s *Scheduler) claimAndLaunch(ctx context.Context, d *dag.DAG, t *dag.Task, r state.Run, ti state.TaskInstance) {
+// claimAndLaunch claims a task and starts its attempt. It returns false
+// when the task must wait for a worker or pool slot.
+func (s *Scheduler) claimAndLaunch(ctx context.Context, d *dag.DAG, t *dag.Task, r state.Run, ti state.TaskInstance) bool {
 	select {
 	case s.slots <- struct{}{}:
 	default:
-		s.m.queueDepth.Inc()
 		s.starved.Store(true)
-		return
+		return false
 	}
 	claimed, err := s.store.ClaimTask(ctx, state.Claim{
 		Key: ti.TaskKey, Owner: s.opts.Owner, Now: s.opts.Now(), Lease: s.opts.Lease,
@@ -496,11 +521,11 @@ func (s *Scheduler) claimAndLaunch(ctx context.Context, d *dag.DAG, t *dag.Task,
 		switch {
 		case errors.Is(err, state.ErrNotClaimable):
 		case errors.Is(err, state.ErrPoolFull):
-			s.m.queueDepth.Inc()
+			return false
 		default:
 			s.log.Error("claim task", "task", ti.TaskKey, "err", err)
 		}
-		return
+		return true
 	}
 	switch ti.State {
 	case state.TaskRunning:
@@ -532,6 +557,7 @@ func (s *Scheduler) claimAndLaunch(ctx context.Context, d *dag.DAG, t *dag.Task,
 		}
 		s.afterTask(ctx, claimed.TaskKey)
 	}()
+	return true
 }
 
 // afterTask evaluates the run of a task this scheduler just finished, which
@@ -548,34 +574,35 @@ func (s *Scheduler) afterTask(ctx context.Context, key state.TaskKey) {
 	s.handleRun(ctx, r)
 }
 
-func (s *Scheduler) endRun(ctx context.Context, d *dag.DAG, r state.Run, result state.RunState, now time.Time) {
-	if err := s.store.EndRun(ctx, d.ID, r.RunID, result, now); err != nil {
+// endRun ends a run that is in state from; why, when set, says why it ends
+// without its tasks (a cancelled backfill).
+func (s *Scheduler) endRun(ctx context.Context, d *dag.DAG, r state.Run, from, result state.RunState, now time.Time, why string) {
+	if err := s.store.EndRun(ctx, d.ID, r.RunID, from, result, now); err != nil {
 		if errors.Is(err, state.ErrConflict) {
-			// Another scheduler saw the same last task finish and ended it.
-			s.log.Debug("run already ended", "dag", d.ID, "run", r.RunID)
+			// Ended, cleared or started by someone else meanwhile.
+			s.log.Debug("run changed before it could be ended", "dag", d.ID, "run", r.RunID)
 			return
 		}
 		s.log.Error("end run", "dag", d.ID, "run", r.RunID, "err", err)
 		return
 	}
 	s.m.runs.WithLabelValues(d.ID, string(result)).Inc()
+	if why != "" {
+		s.log.Info("run ended", "dag", d.ID, "run", r.RunID, "state", result, "why", why)
+		return
+	}
 	s.log.Info("run finished", "dag", d.ID, "run", r.RunID, "state", result)
-	s.runDeadline(ctx, d, r, now, "run finished")
+	if a := s.runDeadline(ctx, d, r, now, "run finished"); a != nil {
+		s.alert(ctx, *a)
+	}
 	if result == state.RunFailed {
 		s.alert(ctx, notify.Alert{Kind: notify.RunFailed, DAGID: d.ID, RunID: r.RunID, At: now, Message: "run failed"})
 	}
 	if r.BackfillID != "" {
-		s.forgetBackfillRun(r)
 		for _, nr := range s.advanceBackfill(ctx, r.BackfillID) {
 			s.handleRun(ctx, nr)
 		}
 	}
-}
-
-func (s *Scheduler) forgetBackfillRun(r state.Run) {
-	s.mu.Lock()
-	delete(s.bfActive[r.BackfillID], r.DAGID+"/"+r.RunID)
-	s.mu.Unlock()
 }
 
 func (s *Scheduler) alert(ctx context.Context, a notify.Alert) {

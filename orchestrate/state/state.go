@@ -265,12 +265,15 @@ type Store interface {
 	// maxActive running runs (ErrMaxActiveRuns). Starting a running run is a
 	// no-op.
 	StartRun(ctx context.Context, dagID, runID string, maxActive int, now time.Time) error
-	// EndRun moves a queued or running run to success or failed.
-	EndRun(ctx context.Context, dagID, runID string, state RunState, now time.Time) error
+	// EndRun moves a run from state from (queued or running) to success or
+	// failed. A run no longer in state from is ErrConflict: it was ended,
+	// cleared or started by someone else meanwhile.
+	EndRun(ctx context.Context, dagID, runID string, from, to RunState, now time.Time) error
 	// MarkRunDeadlineAlerted records that the run's deadline alert was sent;
 	// it reports false if it was already recorded.
 	MarkRunDeadlineAlerted(ctx context.Context, dagID, runID string) (bool, error)
-	// ResetRun puts a run back to queued for another pass: with onlyFailed,
+	// ResetRun puts a run back to queued for another pass (its DueAt becomes
+	// now, so its scheduling delay counts from the reset): with onlyFailed,
 	// its failed, upstream_failed and skipped task instances go back to none;
 	// otherwise all of them do. backfillID, when set, is recorded on the run.
 	// A run with a task running under an unexpired lease is ErrConflict.
@@ -311,7 +314,8 @@ type Store interface {
 
 	// Prune deletes finished runs (and their task instances) that ended
 	// before the given time, and finished backfills that ended before it. It
-	// returns the number of runs deleted.
+	// keeps each DAG's latest scheduled run, whatever its age: the scheduler
+	// continues its schedule from it. It returns the number of runs deleted.
 	Prune(ctx context.Context, before time.Time) (int, error)
 
 	Close() error

@@ -359,36 +359,44 @@ func (s *Store) Runs(_ context.Context, f state.RunFilter) ([]state.Run, error) 
 }
 
 // LatestRun returns the run with the latest data interval of the given kind
-// (any kind when empty). Run IDs sort by interval, so it walks the DAG's
-// runs backwards and stops at the first match.
+// (any kind when empty).
 func (s *Store) LatestRun(_ context.Context, dagID string, kind state.RunKind) (state.Run, error) {
 	var found state.Run
 	err := s.db.View(func(tx *bolt.Tx) error {
-		prefix := []byte(dagID + sep)
-		c := tx.Bucket(bucketRuns).Cursor()
-		// Seek past the prefix, then step back.
-		var k, v []byte
-		if k, _ = c.Seek(append(bytes.Clone(prefix[:len(prefix)-1]), sep[0]+1)); k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
-			var r state.Run
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode run %q: %w", k, err)
-			}
-			if kind == "" || r.Kind == kind {
-				found = r
-				return nil
-			}
-		}
-		return state.ErrNotFound
+		var err error
+		found, err = latestRun(tx, dagID, kind)
+		return err
 	})
 	if err != nil {
 		return state.Run{}, fmt.Errorf("latest %q run of %s: %w", kind, dagID, err)
 	}
 	return found, nil
+}
+
+// latestRun returns the DAG's run with the latest data interval of the
+// given kind (any kind when empty), or state.ErrNotFound. Run IDs sort by
+// interval, so it walks the DAG's runs backwards and stops at the first
+// match.
+func latestRun(tx *bolt.Tx, dagID string, kind state.RunKind) (state.Run, error) {
+	prefix := []byte(dagID + sep)
+	c := tx.Bucket(bucketRuns).Cursor()
+	// Seek past the prefix, then step back.
+	var k, v []byte
+	if k, _ = c.Seek(append(bytes.Clone(prefix[:len(prefix)-1]), sep[0]+1)); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+		var r state.Run
+		if err := json.Unmarshal(v, &r); err != nil {
+			return state.Run{}, fmt.Errorf("decode run %q: %w", k, err)
+		}
+		if kind == "" || r.Kind == kind {
+			return r, nil
+		}
+	}
+	return state.Run{}, state.ErrNotFound
 }
 
 // StartRun moves a queued run to running unless the DAG already has
@@ -426,24 +434,29 @@ func (s *Store) StartRun(ctx context.Context, dagID, runID string, maxActive int
 	return nil
 }
 
-// EndRun moves a queued or running run to success or failed.
-func (s *Store) EndRun(ctx context.Context, dagID, runID string, st state.RunState, now time.Time) error {
+// EndRun moves a run from state from (queued or running) to to (success or
+// failed). A run in another state than from is ErrConflict. Ending a running
+// run drops it from the running index, which frees its active-run slot.
+func (s *Store) EndRun(ctx context.Context, dagID, runID string, from, to state.RunState, now time.Time) error {
+	if from != state.RunQueued && from != state.RunRunning {
+		return fmt.Errorf("end run %s/%s: %q is not a state a run ends from", dagID, runID, from)
+	}
+	if !to.Finished() {
+		return fmt.Errorf("end run %s/%s: %q is not a final run state", dagID, runID, to)
+	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		if !st.Finished() {
-			return fmt.Errorf("%q is not a final run state", st)
-		}
 		r, err := get[state.Run](tx.Bucket(bucketRuns), runKey(dagID, runID))
 		if err != nil {
 			return err
 		}
-		if r.State.Finished() {
-			return fmt.Errorf("run is already %s: %w", r.State, state.ErrConflict)
+		if r.State != from {
+			return fmt.Errorf("run is %s, not %s: %w", r.State, from, state.ErrConflict)
 		}
 		r.EndedAt = now
-		return setRunState(tx, &r, st)
+		return setRunState(tx, &r, to)
 	})
 	if err != nil {
-		return fmt.Errorf("end run %s/%s as %s: %w", dagID, runID, st, err)
+		return fmt.Errorf("end run %s/%s as %s: %w", dagID, runID, to, err)
 	}
 	return nil
 }
@@ -468,9 +481,9 @@ func (s *Store) MarkRunDeadlineAlerted(ctx context.Context, dagID, runID string)
 	return marked, nil
 }
 
-// ResetRun puts a run back to queued for another pass. Reset task instances
-// go back to state none with no failures, but keep their Try: it is the
-// fencing token and keeps growing.
+// ResetRun puts a run back to queued for another pass, due now. Reset task
+// instances go back to state none with no failures, but keep their Try: it
+// is the fencing token and keeps growing.
 func (s *Store) ResetRun(ctx context.Context, dagID, runID string, onlyFailed bool, backfillID string, now time.Time) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		r, err := get[state.Run](tx.Bucket(bucketRuns), runKey(dagID, runID))
@@ -512,6 +525,7 @@ func (s *Store) ResetRun(ctx context.Context, dagID, runID string, onlyFailed bo
 		if backfillID != "" {
 			r.BackfillID = backfillID
 		}
+		r.DueAt = now
 		r.StartedAt, r.EndedAt, r.DeadlineAlerted = time.Time{}, time.Time{}, false
 		return setRunState(tx, &r, state.RunQueued)
 	})
@@ -843,7 +857,9 @@ func (s *Store) UpdateBackfill(ctx context.Context, b state.Backfill, prevUpdate
 }
 
 // Prune deletes finished runs that ended before the given time with their
-// task instances, and finished backfills that ended before it. It returns
+// task instances, and finished backfills that ended before it. Each DAG's
+// latest scheduled run (the one LatestRun(dag, KindScheduled) returns) stays,
+// whatever its age: the scheduler continues the schedule from it. It returns
 // the number of runs deleted.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	var deleted int
@@ -851,6 +867,23 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 		deleted = 0
 		runs, tasks := tx.Bucket(bucketRuns), tx.Bucket(bucketTasks)
 		idx, pools := tx.Bucket(bucketRunState), tx.Bucket(bucketPools)
+		// latest caches each DAG's latest scheduled run ID ("" when none).
+		latest := make(map[string]string)
+		isLatest := func(r state.Run) (bool, error) {
+			if r.Kind != state.KindScheduled {
+				return false, nil
+			}
+			id, ok := latest[r.DAGID]
+			if !ok {
+				l, err := latestRun(tx, r.DAGID, state.KindScheduled)
+				if err != nil {
+					return false, fmt.Errorf("latest scheduled run of %s: %w", r.DAGID, err)
+				}
+				id = l.RunID
+				latest[r.DAGID] = id
+			}
+			return id == r.RunID, nil
+		}
 		var old []state.Run
 		for _, st := range []state.RunState{state.RunSuccess, state.RunFailed} {
 			err := forPrefix(idx, []byte(string(st)+sep), func(k, _ []byte) error {
@@ -858,9 +891,13 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 				if err != nil {
 					return fmt.Errorf("state index entry %q: %w", k, err)
 				}
-				if !r.EndedAt.IsZero() && r.EndedAt.Before(before) {
-					old = append(old, r)
+				if r.EndedAt.IsZero() || !r.EndedAt.Before(before) {
+					return nil
 				}
+				if keep, err := isLatest(r); err != nil || keep {
+					return err
+				}
+				old = append(old, r)
 				return nil
 			})
 			if err != nil {

@@ -253,7 +253,7 @@ func BenchmarkRunLifecycle(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				if err := s.EndRun(ctx, "load", r.RunID, state.RunSuccess, end); err != nil {
+				if err := s.EndRun(ctx, "load", r.RunID, state.RunRunning, state.RunSuccess, end); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -189,13 +189,7 @@ func queryRuns(ctx context.Context, q firestore.Query) ([]state.Run, error) {
 // LatestRun returns the run with the latest data interval (latest interval
 // end, then latest start) of the given kind, any kind when empty.
 func (s *Store) LatestRun(ctx context.Context, dagID string, kind state.RunKind) (state.Run, error) {
-	q := s.runs.Where("dag_id", "==", dagID)
-	if kind != "" {
-		q = q.Where("kind", "==", string(kind))
-	}
-	// The document ID is <dag>~<start>_<end>: the tie-breaker orders by start.
-	q = q.OrderBy("interval_end", firestore.Desc).OrderBy(firestore.DocumentID, firestore.Desc).Limit(1)
-	runs, err := queryRuns(ctx, q)
+	runs, err := queryRuns(ctx, s.latestRunQuery(dagID, kind))
 	if err != nil {
 		return state.Run{}, fmt.Errorf("latest %q run of dag %s: %w", kind, dagID, mapCode(err, nil))
 	}
@@ -203,6 +197,17 @@ func (s *Store) LatestRun(ctx context.Context, dagID string, kind state.RunKind)
 		return state.Run{}, fmt.Errorf("latest %q run of dag %s: %w", kind, dagID, state.ErrNotFound)
 	}
 	return runs[0], nil
+}
+
+// latestRunQuery selects the DAG's run with the latest data interval of the
+// given kind (any kind when empty).
+func (s *Store) latestRunQuery(dagID string, kind state.RunKind) firestore.Query {
+	q := s.runs.Where("dag_id", "==", dagID)
+	if kind != "" {
+		q = q.Where("kind", "==", string(kind))
+	}
+	// The document ID is <dag>~<start>_<end>: the tie-breaker orders by start.
+	return q.OrderBy("interval_end", firestore.Desc).OrderBy(firestore.DocumentID, firestore.Desc).Limit(1)
 }
 
 // StartRun moves a queued run to running unless the DAG document already
@@ -239,11 +244,15 @@ func (s *Store) StartRun(ctx context.Context, dagID, runID string, maxActive int
 	return nil
 }
 
-// EndRun moves a queued or running run to success or failed and takes it
-// off the DAG's active runs.
-func (s *Store) EndRun(ctx context.Context, dagID, runID string, st state.RunState, now time.Time) error {
-	if !st.Finished() {
-		return fmt.Errorf("end run %s/%s: %q is not a final state", dagID, runID, st)
+// EndRun moves a run from state from (queued or running) to to (success or
+// failed) and takes it off the DAG's active runs. A run in another state
+// than from is state.ErrConflict.
+func (s *Store) EndRun(ctx context.Context, dagID, runID string, from, to state.RunState, now time.Time) error {
+	if from != state.RunQueued && from != state.RunRunning {
+		return fmt.Errorf("end run %s/%s: %q is not a state a run ends from", dagID, runID, from)
+	}
+	if !to.Finished() {
+		return fmt.Errorf("end run %s/%s: %q is not a final state", dagID, runID, to)
 	}
 	runRef, dagRef := s.runRef(dagID, runID), s.dagRef(dagID)
 	err := s.txn(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
@@ -251,10 +260,10 @@ func (s *Store) EndRun(ctx context.Context, dagID, runID string, st state.RunSta
 		if err != nil {
 			return err
 		}
-		if state.RunState(r.State).Finished() {
-			return fmt.Errorf("run is %s: %w", r.State, state.ErrConflict)
+		if state.RunState(r.State) != from {
+			return fmt.Errorf("run is %s, not %s: %w", r.State, from, state.ErrConflict)
 		}
-		r.State = string(st)
+		r.State = string(to)
 		r.EndedAt = ts(now)
 		if err := tx.Set(runRef, r); err != nil {
 			return err
@@ -266,7 +275,7 @@ func (s *Store) EndRun(ctx context.Context, dagID, runID string, st state.RunSta
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("end run %s/%s as %s: %w", dagID, runID, st, mapCode(err, nil))
+		return fmt.Errorf("end run %s/%s as %s: %w", dagID, runID, to, mapCode(err, nil))
 	}
 	return nil
 }
@@ -301,8 +310,8 @@ func (s *Store) tasksQuery(dagID, runID string) firestore.Query {
 	return s.tasks.Where("dag_id", "==", dagID).Where("run_id", "==", runID)
 }
 
-// ResetRun puts a run back to queued and its task instances (all, or only
-// the failed, upstream_failed and skipped ones) back to none, in one
+// ResetRun puts a run back to queued, due now, and its task instances (all,
+// or only the failed, upstream_failed and skipped ones) back to none, in one
 // transaction that also reads the run's tasks, so no claim can slip in
 // between the check for running tasks and the reset.
 func (s *Store) ResetRun(ctx context.Context, dagID, runID string, onlyFailed bool, backfillID string, now time.Time) error {
@@ -347,6 +356,7 @@ func (s *Store) ResetRun(ctx context.Context, dagID, runID string, onlyFailed bo
 			}
 		}
 		r.State = string(state.RunQueued)
+		r.DueAt = ts(now)
 		r.StartedAt, r.EndedAt, r.DeadlineAlerted = time.Time{}, time.Time{}, false
 		if backfillID != "" {
 			r.BackfillID = backfillID
@@ -361,7 +371,10 @@ func (s *Store) ResetRun(ctx context.Context, dagID, runID string, onlyFailed bo
 
 // Prune deletes finished runs that ended before the given time, with their
 // task instances (each run in its own transaction), and finished backfills
-// that ended before it. It returns the number of runs deleted.
+// that ended before it. Each DAG's latest scheduled run (the one
+// LatestRun(dag, KindScheduled) returns) stays, whatever its age: the
+// scheduler continues the schedule from it. It returns the number of runs
+// deleted.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	before = ts(before)
 	refs, err := s.runs.Where("ended_at", "<", before).Select().Documents(ctx).GetAll()
@@ -403,6 +416,17 @@ func (s *Store) pruneRun(ctx context.Context, ref *firestore.DocumentRef, before
 		}
 		if !state.RunState(r.State).Finished() || r.EndedAt.IsZero() || !r.EndedAt.Before(before) {
 			return nil
+		}
+		if state.RunKind(r.Kind) == state.KindScheduled {
+			// Read in the transaction: a later scheduled run created
+			// meanwhile makes this one deletable only after the commit.
+			latest, err := tx.Documents(s.latestRunQuery(r.DAGID, state.KindScheduled).Select()).GetAll()
+			if err != nil {
+				return err
+			}
+			if len(latest) == 0 || latest[0].Ref.ID == ref.ID {
+				return nil // the schedule continues from it
+			}
 		}
 		tasks, err := tx.Documents(s.tasksQuery(r.DAGID, r.RunID).Select()).GetAll()
 		if err != nil {

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{name: "RunsAndLatestRun", fn: testRunsAndLatestRun},
 		{name: "StartRunMaxActive", fn: testStartRunMaxActive},
 		{name: "StartRunConcurrent", fn: testStartRunConcurrent},
+		{name: "EndRunFrom", fn: testEndRunFrom},
 		{name: "SetTaskStates", fn: testSetTaskStates},
 		{name: "ClaimTask", fn: testClaimTask},
 		{name: "ClaimTaskConcurrent", fn: testClaimTaskConcurrent},
@@ -315,7 +316,7 @@ func testNotFound(t *testing.T, s state.Store) {
 	_, err = s.Tasks(ctx, "load", r.RunID)
 	wantErr(t, "Tasks of unknown run", err, state.ErrNotFound)
 	wantErr(t, "StartRun of unknown run", s.StartRun(ctx, "load", r.RunID, 1, t0), state.ErrNotFound)
-	wantErr(t, "EndRun of unknown run", s.EndRun(ctx, "load", r.RunID, state.RunSuccess, t0), state.ErrNotFound)
+	wantErr(t, "EndRun of unknown run", s.EndRun(ctx, "load", r.RunID, state.RunRunning, state.RunSuccess, t0), state.ErrNotFound)
 	_, err = s.MarkRunDeadlineAlerted(ctx, "load", r.RunID)
 	wantErr(t, "MarkRunDeadlineAlerted of unknown run", err, state.ErrNotFound)
 	wantErr(t, "ResetRun of unknown run", s.ResetRun(ctx, "load", r.RunID, false, "", t0), state.ErrNotFound)
@@ -388,10 +389,10 @@ func testRunsAndLatestRun(t *testing.T, s state.Store) {
 	if err := s.StartRun(ctx, "a", run(2).RunID, 10, t0); err != nil {
 		t.Fatalf("StartRun: %v", err)
 	}
-	if err := s.EndRun(ctx, "a", run(0).RunID, state.RunSuccess, t0); err != nil {
+	if err := s.EndRun(ctx, "a", run(0).RunID, state.RunQueued, state.RunSuccess, t0); err != nil {
 		t.Fatalf("EndRun: %v", err)
 	}
-	if err := s.EndRun(ctx, "a", run(1).RunID, state.RunFailed, t0); err != nil {
+	if err := s.EndRun(ctx, "a", run(1).RunID, state.RunQueued, state.RunFailed, t0); err != nil {
 		t.Fatalf("EndRun: %v", err)
 	}
 	check(state.RunFilter{DAGID: "a", States: []state.RunState{state.RunRunning, state.RunFailed}}, "a@02", "a@01")
@@ -461,7 +462,7 @@ func testStartRunMaxActive(t *testing.T, s state.Store) {
 	}
 
 	end := start.Add(time.Hour)
-	if err := s.EndRun(ctx, "a", ids[0], state.RunSuccess, end); err != nil {
+	if err := s.EndRun(ctx, "a", ids[0], state.RunRunning, state.RunSuccess, end); err != nil {
 		t.Fatalf("EndRun: %v", err)
 	}
 	r = getRun(t, s, "a", ids[0])
@@ -474,7 +475,7 @@ func testStartRunMaxActive(t *testing.T, s state.Store) {
 	}
 
 	// Ending a queued run neither frees nor takes a slot.
-	if err := s.EndRun(ctx, "a", ids[3], state.RunFailed, end); err != nil {
+	if err := s.EndRun(ctx, "a", ids[3], state.RunQueued, state.RunFailed, end); err != nil {
 		t.Fatalf("EndRun of a queued run: %v", err)
 	}
 	r = getRun(t, s, "a", ids[3])
@@ -483,7 +484,7 @@ func testStartRunMaxActive(t *testing.T, s state.Store) {
 	}
 	wantTime(t, "EndedAt of queued run", r.EndedAt, end)
 	wantErr(t, "StartRun at the cap after ending a queued run", s.StartRun(ctx, "a", ids[4], 2, end), state.ErrMaxActiveRuns)
-	if err := s.EndRun(ctx, "a", ids[1], state.RunFailed, end); err != nil {
+	if err := s.EndRun(ctx, "a", ids[1], state.RunRunning, state.RunFailed, end); err != nil {
 		t.Fatalf("EndRun: %v", err)
 	}
 	if err := s.StartRun(ctx, "a", ids[4], 2, end); err != nil {
@@ -511,6 +512,72 @@ func testStartRunConcurrent(t *testing.T, s state.Store) {
 	if len(running) != 2 {
 		t.Errorf("%d running runs, want 2", len(running))
 	}
+}
+
+func testEndRunFrom(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	r := create(t, s, newRun("a", 0, state.KindScheduled), "t").RunID
+	other := create(t, s, newRun("a", 1, state.KindScheduled), "t").RunID
+	queued := create(t, s, newRun("a", 2, state.KindScheduled), "t").RunID
+	end := t0.Add(2 * time.Hour)
+	check := func(what, runID string, st state.RunState, ended time.Time) {
+		t.Helper()
+		got := getRun(t, s, "a", runID)
+		if got.State != st {
+			t.Errorf("%s: run state = %q, want %q", what, got.State, st)
+		}
+		wantTime(t, what+": EndedAt", got.EndedAt, ended)
+	}
+
+	// A queued run does not end from running.
+	wantErr(t, "EndRun from running of a queued run", s.EndRun(ctx, "a", r, state.RunRunning, state.RunSuccess, end), state.ErrConflict)
+	check("queued run after a refused EndRun", r, state.RunQueued, time.Time{})
+
+	// A running run does not end from queued, and keeps its slot.
+	if err := s.StartRun(ctx, "a", r, 1, t0); err != nil {
+		t.Fatalf("StartRun: %v", err)
+	}
+	wantErr(t, "EndRun from queued of a running run", s.EndRun(ctx, "a", r, state.RunQueued, state.RunFailed, end), state.ErrConflict)
+	check("running run after a refused EndRun", r, state.RunRunning, time.Time{})
+	wantErr(t, "StartRun at the cap after a refused EndRun", s.StartRun(ctx, "a", other, 1, t0), state.ErrMaxActiveRuns)
+
+	// From running it ends and frees its slot.
+	if err := s.EndRun(ctx, "a", r, state.RunRunning, state.RunSuccess, end); err != nil {
+		t.Fatalf("EndRun from running: %v", err)
+	}
+	check("ended run", r, state.RunSuccess, end)
+	if err := s.StartRun(ctx, "a", other, 1, end); err != nil {
+		t.Fatalf("StartRun after EndRun freed the slot: %v", err)
+	}
+
+	// A finished run ends from nothing.
+	for _, from := range []state.RunState{state.RunQueued, state.RunRunning} {
+		err := s.EndRun(ctx, "a", r, from, state.RunFailed, end.Add(time.Hour))
+		wantErr(t, "EndRun from "+string(from)+" of a finished run", err, state.ErrConflict)
+	}
+	check("finished run after refused EndRuns", r, state.RunSuccess, end)
+
+	// Only queued and running are states to end from, only success and
+	// failed states to end in.
+	for _, tc := range []struct{ from, to state.RunState }{
+		{from: state.RunSuccess, to: state.RunFailed},
+		{from: state.RunFailed, to: state.RunSuccess},
+		{from: state.RunRunning, to: state.RunRunning},
+		{from: state.RunRunning, to: state.RunQueued},
+	} {
+		if err := s.EndRun(ctx, "a", other, tc.from, tc.to, end); err == nil {
+			t.Errorf("EndRun from %s to %s succeeded", tc.from, tc.to)
+		}
+	}
+	check("running run after invalid EndRuns", other, state.RunRunning, time.Time{})
+
+	// A queued run ends from queued, without taking or freeing a slot.
+	if err := s.EndRun(ctx, "a", queued, state.RunQueued, state.RunFailed, end); err != nil {
+		t.Fatalf("EndRun from queued: %v", err)
+	}
+	check("ended queued run", queued, state.RunFailed, end)
+	last := create(t, s, newRun("a", 3, state.KindScheduled), "t").RunID
+	wantErr(t, "StartRun at the cap after a queued run ended", s.StartRun(ctx, "a", last, 1, end), state.ErrMaxActiveRuns)
 }
 
 func testSetTaskStates(t *testing.T, s state.Store) {
@@ -883,15 +950,15 @@ func testDeadlineAlerts(t *testing.T, s state.Store) {
 	mark("second MarkTaskDeadlineAlerted of the new try", taskMark(2), false)
 }
 
-// finishedRun creates dag's run at hour with tasks ok (success), bad
-// (failed), uf (upstream_failed), sk (skipped) and later (none), started and
-// ended failed at t0+hour+10m. It returns the run ID.
-func finishedRun(t *testing.T, s state.Store, dagID string, hour int) string {
+// finishedRun creates dag's run of the given kind at hour with tasks ok
+// (success), bad (failed), uf (upstream_failed), sk (skipped) and later
+// (none), started and ended failed at t0+hour+10m. It returns the run ID.
+func finishedRun(t *testing.T, s state.Store, dagID string, hour int, kind state.RunKind) string {
 	t.Helper()
 	ctx := t.Context()
-	r := create(t, s, newRun(dagID, hour, state.KindScheduled), "ok", "bad", "uf", "sk", "later")
+	r := create(t, s, newRun(dagID, hour, kind), "ok", "bad", "uf", "sk", "later")
 	base := r.IntervalStart
-	if err := s.StartRun(ctx, dagID, r.RunID, 1, base); err != nil {
+	if err := s.StartRun(ctx, dagID, r.RunID, 1000, base); err != nil {
 		t.Fatalf("StartRun: %v", err)
 	}
 	err := s.SetTaskStates(ctx, dagID, r.RunID, map[string]state.TaskState{
@@ -905,7 +972,7 @@ func finishedRun(t *testing.T, s state.Store, dagID string, hour int) string {
 	finish(t, s, state.Finish{Key: key("ok"), Try: 1, Owner: "s1", State: state.TaskSuccess, Now: base.Add(time.Minute)})
 	claim(t, s, state.Claim{Key: key("bad"), Owner: "s1", Now: base, Lease: time.Minute})
 	finish(t, s, state.Finish{Key: key("bad"), Try: 1, Owner: "s1", State: state.TaskFailed, Failed: true, Error: "boom", Now: base.Add(time.Minute)})
-	if err := s.EndRun(ctx, dagID, r.RunID, state.RunFailed, base.Add(10*time.Minute)); err != nil {
+	if err := s.EndRun(ctx, dagID, r.RunID, state.RunRunning, state.RunFailed, base.Add(10*time.Minute)); err != nil {
 		t.Fatalf("EndRun: %v", err)
 	}
 	return r.RunID
@@ -913,8 +980,8 @@ func finishedRun(t *testing.T, s state.Store, dagID string, hour int) string {
 
 func testResetRun(t *testing.T, s state.Store) {
 	ctx := t.Context()
-	runID := finishedRun(t, s, "a", 0)
-	resetAt := t0.Add(time.Hour)
+	runID := finishedRun(t, s, "a", 0, state.KindScheduled)
+	resetAt := t0.Add(3 * time.Hour) // the run was due at t0+1h
 	if err := s.ResetRun(ctx, "a", runID, true, "bf-1", resetAt); err != nil {
 		t.Fatalf("ResetRun onlyFailed: %v", err)
 	}
@@ -922,6 +989,7 @@ func testResetRun(t *testing.T, s state.Store) {
 	if r.State != state.RunQueued || !r.EndedAt.IsZero() || r.BackfillID != "bf-1" {
 		t.Errorf("reset run = %+v, want queued, no EndedAt, backfill bf-1", r)
 	}
+	wantTime(t, "DueAt after ResetRun", r.DueAt, resetAt)
 	want := map[string]state.TaskState{"ok": state.TaskSuccess, "bad": state.TaskNone, "uf": state.TaskNone, "sk": state.TaskNone, "later": state.TaskNone}
 	for id, ti := range tasks(t, s, "a", runID) {
 		if ti.State != want[id] {
@@ -946,7 +1014,7 @@ func testResetRun(t *testing.T, s state.Store) {
 		t.Errorf("claim after reset Try = %d, want 2 (the fencing token never goes back)", ti.Try)
 	}
 	finish(t, s, state.Finish{Key: bad, Try: 2, Owner: "s1", State: state.TaskSuccess, Now: resetAt.Add(time.Minute)})
-	if err := s.EndRun(ctx, "a", runID, state.RunSuccess, resetAt.Add(2*time.Minute)); err != nil {
+	if err := s.EndRun(ctx, "a", runID, state.RunRunning, state.RunSuccess, resetAt.Add(2*time.Minute)); err != nil {
 		t.Fatalf("EndRun: %v", err)
 	}
 
@@ -963,6 +1031,7 @@ func testResetRun(t *testing.T, s state.Store) {
 	if r.State != state.RunQueued || !r.EndedAt.IsZero() {
 		t.Errorf("run after ResetRun all = %+v, want queued without EndedAt", r)
 	}
+	wantTime(t, "DueAt after ResetRun all", r.DueAt, resetAt.Add(time.Hour))
 	if r.BackfillID != "bf-1" {
 		t.Errorf("ResetRun without a backfill ID changed BackfillID to %q", r.BackfillID)
 	}
@@ -980,6 +1049,7 @@ func testResetRunConflict(t *testing.T, s state.Store) {
 	if r.State != state.RunRunning || r.BackfillID != "" {
 		t.Errorf("refused ResetRun changed the run: %+v", r)
 	}
+	wantTime(t, "DueAt after a refused ResetRun", r.DueAt, newRun("a", 0, state.KindScheduled).DueAt)
 	if ti := task(t, s, k); ti.State != state.TaskRunning || ti.Try != 1 {
 		t.Errorf("refused ResetRun changed the task: %+v", ti)
 	}
@@ -1016,7 +1086,7 @@ func testResetRunReleasesActiveSlot(t *testing.T, s state.Store) {
 		t.Fatalf("StartRun after the running run was reset: %v", err)
 	}
 	wantErr(t, "StartRun of the reset run at the cap", s.StartRun(ctx, "a", r1.RunID, 1, t0.Add(time.Minute)), state.ErrMaxActiveRuns)
-	if err := s.EndRun(ctx, "a", r2.RunID, state.RunSuccess, t0.Add(2*time.Minute)); err != nil {
+	if err := s.EndRun(ctx, "a", r2.RunID, state.RunRunning, state.RunSuccess, t0.Add(2*time.Minute)); err != nil {
 		t.Fatalf("EndRun: %v", err)
 	}
 	if err := s.StartRun(ctx, "a", r1.RunID, 1, t0.Add(2*time.Minute)); err != nil {
@@ -1159,15 +1229,27 @@ func testDAGPaused(t *testing.T, s state.Store) {
 
 func testPrune(t *testing.T, s state.Store) {
 	ctx := t.Context()
-	// a@0 ended at 00:10, a@1 at 01:10; a@3 running, a@4 queued; b@0 ended at 00:10.
-	old := finishedRun(t, s, "a", 0)
-	newer := finishedRun(t, s, "a", 1)
-	oldB := finishedRun(t, s, "b", 0)
-	running := create(t, s, newRun("a", 3, state.KindScheduled), "t").RunID
-	if err := s.StartRun(ctx, "a", running, 5, t0); err != nil { // started long ago, still running
+	// Each finished run ends at t0+hour+10m; Prune deletes those that ended
+	// before t0+5h except each DAG's latest scheduled run.
+	//   a@0 scheduled: older than a's latest scheduled run, deleted
+	//   a@1 manual, a@3 backfill, a@4 manual: deleted (a@3 and a@4 are
+	//       later than a@2, so "latest of any kind" is not what stays)
+	//   a@2 scheduled: a's latest scheduled run, kept however old
+	//   b@0 scheduled: deleted, b's latest scheduled run is b@2
+	//   b@1 scheduled running, b@2 scheduled queued: kept
+	//   b@6 manual, ended at 06:10: kept (recent)
+	aOld := finishedRun(t, s, "a", 0, state.KindScheduled)
+	aManual := finishedRun(t, s, "a", 1, state.KindManual)
+	aLatest := finishedRun(t, s, "a", 2, state.KindScheduled)
+	aBackfill := finishedRun(t, s, "a", 3, state.KindBackfill)
+	aManual2 := finishedRun(t, s, "a", 4, state.KindManual)
+	bOld := finishedRun(t, s, "b", 0, state.KindScheduled)
+	bRecent := finishedRun(t, s, "b", 6, state.KindManual)
+	bRunning := create(t, s, newRun("b", 1, state.KindScheduled), "t").RunID
+	if err := s.StartRun(ctx, "b", bRunning, 5, t0); err != nil { // started long ago, still running
 		t.Fatalf("StartRun: %v", err)
 	}
-	queued := create(t, s, newRun("a", 4, state.KindScheduled), "t").RunID
+	bQueued := create(t, s, newRun("b", 2, state.KindScheduled), "t").RunID
 
 	done := newBackfill("bf-done", t0)
 	cancelled := newBackfill("bf-cancelled", t0)
@@ -1188,35 +1270,66 @@ func testPrune(t *testing.T, s state.Store) {
 	}
 	end(done, state.BackfillDone, t0.Add(10*time.Minute))
 	end(cancelled, state.BackfillCancelled, t0.Add(10*time.Minute))
-	end(late, state.BackfillDone, t0.Add(2*time.Hour))
+	end(late, state.BackfillDone, t0.Add(6*time.Hour))
 
-	n, err := s.Prune(ctx, t0.Add(time.Hour))
+	list := func(dagID string) []string {
+		t.Helper()
+		runs, err := s.Runs(ctx, state.RunFilter{DAGID: dagID})
+		if err != nil {
+			t.Fatalf("Runs(%s): %v", dagID, err)
+		}
+		return runIDs(runs)
+	}
+	latest := func(dagID, want string) {
+		t.Helper()
+		r, err := s.LatestRun(ctx, dagID, state.KindScheduled)
+		if err != nil {
+			t.Fatalf("LatestRun(%s, scheduled) after Prune: %v", dagID, err)
+		}
+		if r.RunID != want {
+			t.Errorf("LatestRun(%s, scheduled) after Prune = %s, want %s", dagID, r.RunID, want)
+		}
+	}
+
+	n, err := s.Prune(ctx, t0.Add(5*time.Hour))
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
-	if n != 2 {
-		t.Errorf("Prune deleted %d runs, want 2", n)
+	if n != 5 {
+		t.Errorf("Prune deleted %d runs, want 5", n)
 	}
-	for _, gone := range []state.TaskKey{{DAGID: "a", RunID: old}, {DAGID: "b", RunID: oldB}} {
-		_, err := s.Run(ctx, gone.DAGID, gone.RunID)
+	gone := []state.TaskKey{{DAGID: "a", RunID: aOld}, {DAGID: "a", RunID: aManual}, {DAGID: "a", RunID: aBackfill}, {DAGID: "a", RunID: aManual2}, {DAGID: "b", RunID: bOld}}
+	for _, g := range gone {
+		_, err := s.Run(ctx, g.DAGID, g.RunID)
 		wantErr(t, "Run of a pruned run", err, state.ErrNotFound)
-		_, err = s.Tasks(ctx, gone.DAGID, gone.RunID)
+		_, err = s.Tasks(ctx, g.DAGID, g.RunID)
 		wantErr(t, "Tasks of a pruned run", err, state.ErrNotFound)
 	}
-	for _, kept := range []string{newer, running, queued} {
-		getRun(t, s, "a", kept)
-		if len(tasks(t, s, "a", kept)) == 0 {
-			t.Errorf("kept run %s lost its tasks", kept)
+	if got := list("a"); !slices.Equal(got, []string{"a@02"}) {
+		t.Errorf("runs of a after Prune = %v, want only the latest scheduled a@02", got)
+	}
+	if got := list("b"); !slices.Equal(got, []string{"b@06", "b@02", "b@01"}) {
+		t.Errorf("runs of b after Prune = %v, want b@06, b@02, b@01", got)
+	}
+	for _, kept := range []state.TaskKey{{DAGID: "a", RunID: aLatest}, {DAGID: "b", RunID: bRecent}, {DAGID: "b", RunID: bRunning}, {DAGID: "b", RunID: bQueued}} {
+		if len(tasks(t, s, kept.DAGID, kept.RunID)) == 0 {
+			t.Errorf("kept run %s/%s lost its tasks", kept.DAGID, kept.RunID)
 		}
 	}
+	if n := len(tasks(t, s, "a", aLatest)); n != 5 {
+		t.Errorf("kept latest scheduled run has %d tasks, want 5", n)
+	}
+	latest("a", aLatest)
+	latest("b", bQueued)
+
 	// The pruned interval can be run again, with fresh task instances.
 	create(t, s, newRun("a", 0, state.KindManual), "ok", "new")
-	for id, ti := range tasks(t, s, "a", old) {
+	for id, ti := range tasks(t, s, "a", aOld) {
 		if ti.State != state.TaskNone || ti.Try != 0 || ti.Failures != 0 {
 			t.Errorf("re-created task %s = %+v, want a fresh instance", id, ti)
 		}
 	}
-	if n := len(tasks(t, s, "a", old)); n != 2 {
+	if n := len(tasks(t, s, "a", aOld)); n != 2 {
 		t.Errorf("re-created run has %d tasks, want 2", n)
 	}
 
@@ -1235,10 +1348,30 @@ func testPrune(t *testing.T, s state.Store) {
 	_, err = s.Backfill(ctx, "bf-done")
 	wantErr(t, "Backfill of a pruned backfill", err, state.ErrNotFound)
 
-	n, err = s.Prune(ctx, t0.Add(time.Hour))
+	n, err = s.Prune(ctx, t0.Add(5*time.Hour))
 	if err != nil || n != 0 {
 		t.Errorf("second Prune = %d, %v; want 0, nil", n, err)
 	}
+
+	// Once a later scheduled run exists, the one kept so far goes (a@10,
+	// ended at 10:10, is now a's latest scheduled run and stays).
+	aNext := finishedRun(t, s, "a", 10, state.KindScheduled)
+	n, err = s.Prune(ctx, t0.Add(48*time.Hour))
+	if err != nil {
+		t.Fatalf("third Prune: %v", err)
+	}
+	// a@00 (the manual run re-created above), b@01 and b@02 are unfinished.
+	if n != 2 {
+		t.Errorf("third Prune deleted %d runs, want 2 (a@02 and b@06)", n)
+	}
+	if got := list("a"); !slices.Equal(got, []string{"a@10", "a@00"}) {
+		t.Errorf("runs of a after the third Prune = %v, want a@10 and the unfinished a@00", got)
+	}
+	if got := list("b"); !slices.Equal(got, []string{"b@02", "b@01"}) {
+		t.Errorf("runs of b after the third Prune = %v, want b@02 and b@01", got)
+	}
+	latest("a", aNext)
+	latest("b", bQueued)
 }
 
 func testTimesRoundTrip(t *testing.T, s state.Store) {
@@ -1292,7 +1425,7 @@ func testTimesRoundTrip(t *testing.T, s state.Store) {
 	claim(t, s, state.Claim{Key: k, Owner: "s1", Now: at(7*time.Minute + 3*time.Microsecond), Lease: time.Minute})
 	finish(t, s, state.Finish{Key: k, Try: 2, Owner: "s1", State: state.TaskSuccess, Now: at(8 * time.Minute)})
 	wantTime(t, "task EndedAt", task(t, s, k).EndedAt, at(8*time.Minute))
-	if err := s.EndRun(ctx, "a", r.RunID, state.RunSuccess, at(9*time.Minute)); err != nil {
+	if err := s.EndRun(ctx, "a", r.RunID, state.RunRunning, state.RunSuccess, at(9*time.Minute)); err != nil {
 		t.Fatalf("EndRun: %v", err)
 	}
 	wantTime(t, "run EndedAt", getRun(t, s, "a", r.RunID).EndedAt, at(9*time.Minute))
