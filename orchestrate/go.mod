@@ -9,6 +9,7 @@ require (
 	cloud.google.com/go/pubsub/v2 v2.5.1
 	cloud.google.com/go/storage v1.62.1
 	github.com/labplatform/platform/contracts v0.0.0
+	github.com/labplatform/platform/lifecycle v0.0.0
 	github.com/labplatform/platform/testenv v0.0.0
 	github.com/parquet-go/parquet-go v0.29.0
 	github.com/prometheus/client_golang v1.23.2
@@ -135,5 +136,6 @@ require (
 
 replace (
 	github.com/labplatform/platform/contracts => ../contracts
+	github.com/labplatform/platform/lifecycle => ../lifecycle
 	github.com/labplatform/platform/testenv => ../testenv
 )

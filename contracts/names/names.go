@@ -65,6 +65,20 @@ const (
 	CollectionOrchestratePools     = "orchestrate_pools"
 )
 
+// Object metadata the lifecycle enforcer writes on an object it rewrites to
+// another storage class (where no native lifecycle runs). A rewrite makes a
+// new generation; these keep what the rules and lineage need of the
+// generation first uploaded, and tell process the new generation is not new
+// data.
+const (
+	// MetaLifecycleCreated is the creation time (RFC 3339) of the
+	// generation first uploaded.
+	MetaLifecycleCreated = "lifecycle-created"
+	// MetaLifecycleSourceGeneration is that generation: the raw object's
+	// lineage is keyed by it (RawID).
+	MetaLifecycleSourceGeneration = "lifecycle-source-generation"
+)
+
 // BigQuery resources.
 const (
 	Dataset      = "lab"

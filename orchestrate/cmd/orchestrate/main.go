@@ -145,7 +145,8 @@ type app struct {
 	// registry builds the DAG set from its dependencies (dags.Platform).
 	// Commands that run no task pass Deps with nil clients.
 	registry func(dags.Deps) ([]*dag.DAG, error)
-	// lifecycle, when set, is passed to the registry (dags.Deps.Lifecycle).
+	// lifecycle, when set, replaces the lifecycle module's runner in the
+	// registry's dependencies (dags.Deps.Lifecycle).
 	lifecycle dags.Lifecycle
 	// lockTimeout bounds the wait for the bolt file's lock.
 	lockTimeout time.Duration

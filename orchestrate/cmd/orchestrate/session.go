@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/firestore"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/labplatform/platform/contracts/gcp"
+	"github.com/labplatform/platform/lifecycle/runner"
 	"github.com/labplatform/platform/orchestrate/dag"
 	"github.com/labplatform/platform/orchestrate/dags"
 	"github.com/labplatform/platform/orchestrate/notify"
@@ -85,9 +87,21 @@ func (a *app) open(ctx context.Context, c *common, n needs) (_ *session, err err
 	if notifier == nil {
 		notifier = notify.Log{Logger: slog.New(slog.DiscardHandler)}
 	}
+	lc := a.lifecycle
+	if lc == nil {
+		// Where the storage emulator is used no native lifecycle runs: the
+		// enforcer carries out every rule there.
+		r, err := runner.New(s.storage, s.firestore, alerter{notifier: notifier, now: a.now}, runner.Config{
+			Prefix: c.platform.Prefix, AllRules: c.platform.Emulators.Storage != "",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("lifecycle: %w", err)
+		}
+		lc = r
+	}
 	deps := dags.Deps{
 		Prefix: c.platform.Prefix, Storage: s.storage, BigQuery: s.bigquery, Firestore: s.firestore,
-		Notifier: notifier, Lifecycle: a.lifecycle,
+		Notifier: notifier, Lifecycle: lc,
 	}
 	list, err := a.registry(deps)
 	if err != nil {
@@ -104,6 +118,17 @@ func (a *app) open(ctx context.Context, c *common, n needs) (_ *session, err err
 		s.closers = append(s.closers, s.store.Close)
 	}
 	return s, nil
+}
+
+// alerter sends the lifecycle module's alerts (storage growth) through the
+// orchestrator's notifier.
+type alerter struct {
+	notifier notify.Notifier
+	now      func() time.Time
+}
+
+func (a alerter) Alert(ctx context.Context, kind, message string) error {
+	return a.notifier.Notify(ctx, notify.Alert{Kind: notify.Kind(kind), DAGID: dags.LifecycleID, Message: message, At: a.now()})
 }
 
 // openStore opens the state store c names.

@@ -150,6 +150,10 @@ type Event struct {
 	Bucket     string
 	Object     string
 	Generation int64
+	// Rewritten is a generation the lifecycle enforcer made by rewriting
+	// the object to another storage class: the same data, already processed
+	// under its first generation.
+	Rewritten bool
 }
 
 // ParseEvent reads a GCS Pub/Sub notification (attributes, and the JSON
@@ -165,18 +169,23 @@ func ParseEvent(attrs map[string]string, data []byte) (Event, error) {
 			return e, fmt.Errorf("notification of %s: objectGeneration %q: %w", e.Object, g, err)
 		}
 		e.Generation = n
-	} else if len(data) > 0 {
+	}
+	if len(data) > 0 {
 		var res struct {
-			Generation json.Number `json:"generation"`
+			Generation json.Number       `json:"generation"`
+			Metadata   map[string]string `json:"metadata"`
 		}
 		if err := json.Unmarshal(data, &res); err != nil {
 			return e, fmt.Errorf("notification of %s: payload: %w", e.Object, err)
 		}
-		n, err := res.Generation.Int64()
-		if err != nil {
-			return e, fmt.Errorf("notification of %s: generation %q: %w", e.Object, res.Generation, err)
+		_, e.Rewritten = res.Metadata[names.MetaLifecycleSourceGeneration]
+		if e.Generation == 0 {
+			n, err := res.Generation.Int64()
+			if err != nil {
+				return e, fmt.Errorf("notification of %s: generation %q: %w", e.Object, res.Generation, err)
+			}
+			e.Generation = n
 		}
-		e.Generation = n
 	}
 	if e.Generation <= 0 {
 		return e, fmt.Errorf("notification of %s: no generation", e.Object)
@@ -202,6 +211,14 @@ func (w *Worker) handle(ctx context.Context, m *pubsub.Message) {
 	}
 	if ev.Type != eventFinalize || ev.Bucket != names.RawBucket(w.prefix) {
 		m.Ack() // deletes, metadata updates and other buckets are not ours
+		return
+	}
+	if ev.Rewritten {
+		// The lifecycle enforcer moved it to a colder class: same data,
+		// processed under its first generation.
+		w.log.Info("storage class rewrite, not new data: acked", "object", ev.Object, "generation", ev.Generation)
+		w.m.files.WithLabelValues("rewrite").Inc()
+		m.Ack()
 		return
 	}
 	w.m.inFlight.Inc()
