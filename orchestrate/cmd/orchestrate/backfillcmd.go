@@ -123,15 +123,11 @@ func (a *app) backfillCreate(ctx context.Context, args []string) error {
 	if *maxActive <= 0 {
 		return usageErrorf("--max-active-runs %d: want at least 1", *maxActive)
 	}
-	s, err := a.open(ctx, &c, needs{store: true})
+	s, d, err := a.openDAG(ctx, &c, needs{store: true}, pos[0])
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	d, err := s.dag(pos[0])
-	if err != nil {
-		return err
-	}
 	req := scheduler.BackfillRequest{Reprocess: state.Reprocess(*reprocess), MaxActiveRuns: *maxActive, Params: params}
 	if req.From, _, err = parseDate("from", *from, d.Location); err != nil {
 		return err

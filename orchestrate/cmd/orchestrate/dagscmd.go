@@ -267,15 +267,11 @@ func (a *app) dagsShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.open(ctx, &c, needs{store: true})
+	s, d, err := a.openDAG(ctx, &c, needs{store: true}, pos[0])
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	d, err := s.dag(pos[0])
-	if err != nil {
-		return err
-	}
 	sum, err := summarize(ctx, s.store, d, a.now())
 	if err != nil {
 		return err

@@ -33,15 +33,11 @@ func (a *app) trigger(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.open(ctx, &c, needs{store: true})
+	s, d, err := a.openDAG(ctx, &c, needs{store: true}, pos[0])
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	d, err := s.dag(pos[0])
-	if err != nil {
-		return err
-	}
 	var at time.Time
 	if *date != "" {
 		if at, _, err = parseDate("date", *date, d.Location); err != nil {
@@ -162,15 +158,11 @@ func (a *app) runsShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.open(ctx, &c, needs{store: true})
+	s, d, err := a.openDAG(ctx, &c, needs{store: true}, pos[0])
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	d, err := s.dag(pos[0])
-	if err != nil {
-		return err
-	}
 	var r state.Run
 	if pos[1] == "latest" {
 		r, err = s.store.LatestRun(ctx, d.ID, "")
@@ -385,15 +377,11 @@ func (a *app) clear(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.open(ctx, &c, needs{store: true})
+	s, d, err := a.openDAG(ctx, &c, needs{store: true}, pos[0])
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	d, err := s.dag(pos[0])
-	if err != nil {
-		return err
-	}
 	if err := scheduler.Clear(ctx, s.store, d.ID, pos[1], *all, a.now()); err != nil {
 		if errors.Is(err, state.ErrConflict) {
 			err = fmt.Errorf("%w (a task is running under a lease: wait for it to finish)", err)
@@ -422,15 +410,11 @@ func (a *app) setPaused(ctx context.Context, args []string, paused bool) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.open(ctx, &c, needs{store: true})
+	s, d, err := a.openDAG(ctx, &c, needs{store: true}, pos[0])
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	d, err := s.dag(pos[0])
-	if err != nil {
-		return err
-	}
 	if err := s.store.SetPaused(ctx, d.ID, paused); err != nil {
 		return fmt.Errorf("%s %s: %w", name, d.ID, err)
 	}

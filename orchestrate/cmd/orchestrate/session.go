@@ -120,6 +120,19 @@ func (a *app) open(ctx context.Context, c *common, n needs) (_ *session, err err
 	return s, nil
 }
 
+// openDAG opens a session and finds the DAG named id in it.
+func (a *app) openDAG(ctx context.Context, c *common, n needs, id string) (*session, *dag.DAG, error) {
+	s, err := a.open(ctx, c, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := s.dag(id)
+	if err != nil {
+		return nil, nil, errors.Join(err, s.Close())
+	}
+	return s, d, nil
+}
+
 // alerter sends the lifecycle module's alerts (storage growth) through the
 // orchestrator's notifier.
 type alerter struct {

@@ -56,15 +56,11 @@ func (a *app) tasksTest(ctx context.Context, args []string) error {
 		return err
 	}
 	// The store is not opened: a test reads and writes no state.
-	s, err := a.open(ctx, &c, needs{clients: true, notifier: notify.Log{Logger: log}})
+	s, d, err := a.openDAG(ctx, &c, needs{clients: true, notifier: notify.Log{Logger: log}}, pos[0])
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	d, err := s.dag(pos[0])
-	if err != nil {
-		return err
-	}
 	t, ok := d.Task(pos[1])
 	if !ok {
 		return usageErrorf("dag %s has no task %q", d.ID, pos[1])
