@@ -40,14 +40,12 @@ func (s *Scheduler) advanceBackfill(ctx context.Context, id string) []state.Run 
 	}
 	now := s.opts.Now()
 	prev := b.UpdatedAt
-	// Count the unfinished runs in the store, not in memory: another
-	// scheduler may have created some since this one last looked.
-	unfinished, err := s.store.Runs(ctx, state.RunFilter{DAGID: b.DAGID, BackfillID: b.ID, States: []state.RunState{state.RunQueued, state.RunRunning}})
-	if err != nil {
-		s.log.Error("count backfill runs", "backfill", id, "err", err)
-		return nil
-	}
-	active := len(unfinished)
+	// The unfinished runs are counted in memory (rebuilt from the store at
+	// every full pass, kept current between passes): a store query per
+	// finished run would cost more than the rest of the run's scheduling.
+	// With several schedulers the cap is therefore approximate between
+	// passes; the end of the backfill is checked against the store.
+	active := s.backfillActive(id)
 	var created []state.Run
 	changed := false
 	for active < b.MaxActiveRuns && !b.Cursor.After(b.To) {
@@ -66,13 +64,17 @@ func (s *Scheduler) advanceBackfill(ctx context.Context, id string) []state.Run 
 				return created
 			}
 			created = append(created, nr)
+			s.trackBackfillRun(nr)
 			active++
 		case err != nil:
 			s.log.Error("read run", "backfill", id, "err", err)
 			return created
 		case run.BackfillID == b.ID:
-			// Ours, created before a restart or by another scheduler: it is
-			// already counted in active if unfinished.
+			// Ours, created before a restart or by another scheduler.
+			if !run.State.Finished() && !s.backfillTracked(run) {
+				s.trackBackfillRun(run)
+				active++
+			}
 		case !run.State.Finished():
 			if b.Reprocess == state.ReprocessAll || b.Reprocess == state.ReprocessFailed {
 				// Wait for that run to finish, then decide.
@@ -87,6 +89,7 @@ func (s *Scheduler) advanceBackfill(ctx context.Context, id string) []state.Run 
 			}
 			run.State, run.BackfillID = state.RunQueued, b.ID
 			created = append(created, run)
+			s.trackBackfillRun(run)
 			active++
 		default:
 			b.Skipped++
@@ -94,7 +97,7 @@ func (s *Scheduler) advanceBackfill(ctx context.Context, id string) []state.Run 
 		b.Cursor = iv.End
 		changed = true
 	}
-	if b.Cursor.After(b.To) && active == 0 {
+	if b.Cursor.After(b.To) && active == 0 && s.noUnfinishedRuns(ctx, b) {
 		b.State = state.BackfillDone
 		b.EndedAt = now
 		changed = true
@@ -126,4 +129,42 @@ func (s *Scheduler) saveBackfill(ctx context.Context, b state.Backfill, prev tim
 			s.log.Info("backfill done", "backfill", b.ID, "dag", b.DAGID, "skipped", b.Skipped)
 		}
 	}
+}
+
+func (s *Scheduler) backfillActive(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.bfActive[id])
+}
+
+func (s *Scheduler) backfillTracked(r state.Run) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bfActive[r.BackfillID][r.DAGID+"/"+r.RunID]
+}
+
+func (s *Scheduler) trackBackfillRun(r state.Run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bfActive[r.BackfillID] == nil {
+		s.bfActive[r.BackfillID] = map[string]bool{}
+	}
+	s.bfActive[r.BackfillID][r.DAGID+"/"+r.RunID] = true
+}
+
+func (s *Scheduler) forgetBackfillRun(r state.Run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.bfActive[r.BackfillID], r.DAGID+"/"+r.RunID)
+}
+
+// noUnfinishedRuns checks in the store that no run of the backfill is
+// queued or running (another scheduler may still run some).
+func (s *Scheduler) noUnfinishedRuns(ctx context.Context, b state.Backfill) bool {
+	runs, err := s.store.Runs(ctx, state.RunFilter{DAGID: b.DAGID, BackfillID: b.ID, States: []state.RunState{state.RunQueued, state.RunRunning}})
+	if err != nil {
+		s.log.Error("count backfill runs", "backfill", b.ID, "err", err)
+		return false
+	}
+	return len(runs) == 0
 }

@@ -120,6 +120,9 @@ type Scheduler struct {
 	mu       sync.Mutex
 	inflight map[state.TaskKey]bool
 	paused   map[string]bool
+	// bfActive tracks each backfill's unfinished runs, rebuilt at every
+	// full pass and kept current between passes.
+	bfActive map[string]map[string]bool
 	// starved is set when a ready task found no free worker slot.
 	starved atomic.Bool
 }
@@ -138,6 +141,7 @@ func New(store state.Store, dags []*dag.DAG, opts Options) (*Scheduler, error) {
 		wake:     make(chan struct{}, 1),
 		inflight: map[state.TaskKey]bool{},
 		paused:   map[string]bool{},
+		bfActive: map[string]map[string]bool{},
 	}
 	s.taskCtx, s.cancelTask = context.WithCancel(context.Background())
 	for _, d := range dags {
@@ -246,8 +250,15 @@ func (s *Scheduler) pass(ctx context.Context) {
 		return
 	}
 	slices.Reverse(runs) // oldest first
+	active := map[string]map[string]bool{}
 	var queued, running float64
 	for _, r := range runs {
+		if r.BackfillID != "" {
+			if active[r.BackfillID] == nil {
+				active[r.BackfillID] = map[string]bool{}
+			}
+			active[r.BackfillID][r.DAGID+"/"+r.RunID] = true
+		}
 		if r.State == state.RunQueued {
 			queued++
 		} else {
@@ -256,6 +267,9 @@ func (s *Scheduler) pass(ctx context.Context) {
 	}
 	s.m.activeRuns.WithLabelValues(string(state.RunQueued)).Set(queued)
 	s.m.activeRuns.WithLabelValues(string(state.RunRunning)).Set(running)
+	s.mu.Lock()
+	s.bfActive = active
+	s.mu.Unlock()
 
 	bfs, err := s.store.Backfills(ctx)
 	if err != nil {
@@ -587,6 +601,9 @@ func (s *Scheduler) endRun(ctx context.Context, d *dag.DAG, r state.Run, from, r
 		return
 	}
 	s.m.runs.WithLabelValues(d.ID, string(result)).Inc()
+	if r.BackfillID != "" {
+		s.forgetBackfillRun(r)
+	}
 	if why != "" {
 		s.log.Info("run ended", "dag", d.ID, "run", r.RunID, "state", result, "why", why)
 		return
