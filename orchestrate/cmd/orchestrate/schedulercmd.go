@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/labplatform/platform/contracts/gcp"
+	"github.com/labplatform/platform/contracts/ops"
 	"github.com/labplatform/platform/orchestrate/notify"
 	"github.com/labplatform/platform/orchestrate/scheduler"
 )
@@ -78,27 +76,7 @@ func (a *app) scheduler(ctx context.Context, args []string) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	if *metricsAddr != "" {
-		lis, err := net.Listen("tcp", *metricsAddr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", *metricsAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		log.Info("serving metrics", "addr", lis.Addr().String())
-		g.Go(func() error {
-			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve %s: %w", *metricsAddr, err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
+		g.Go(func() error { return ops.Serve(gctx, *metricsAddr, ops.Handler(reg), log) })
 	}
 	g.Go(func() error {
 		err := sch.Run(gctx)

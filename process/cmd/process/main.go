@@ -11,25 +11,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"cloud.google.com/go/civil"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/labplatform/platform/contracts/config"
 	"github.com/labplatform/platform/contracts/gcp"
+	"github.com/labplatform/platform/contracts/ops"
 	"github.com/labplatform/platform/process/internal/clean"
 	"github.com/labplatform/platform/process/internal/parquetout"
 	"github.com/labplatform/platform/process/internal/quarantine"
@@ -134,27 +131,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 
 	g, gctx := errgroup.WithContext(ctx)
 	if *listen != "" {
-		lis, err := net.Listen("tcp", *listen)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", *listen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		log.Info("serving", "addr", lis.Addr().String())
-		g.Go(func() error {
-			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve %s: %w", *listen, err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
+		g.Go(func() error { return ops.Serve(gctx, *listen, ops.Handler(reg), log) })
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	return g.Wait()
