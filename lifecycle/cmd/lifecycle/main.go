@@ -30,6 +30,7 @@ const usage = `lifecycle applies the storage lifecycle policies and reports stor
 
   lifecycle validate [--policies F]          check a policy file; no cloud access
   lifecycle plan     [flags]                 compare each bucket's lifecycle with the policies
+                                             (the default command: it changes nothing)
   lifecycle apply    [flags] [--dry-run]     write the policies to the buckets that differ
   lifecycle enforce  [flags] [--dry-run] [--all-rules] [--now T]
                                              carry out the rules on objects: the data-aware
@@ -106,9 +107,13 @@ func (o *options) instant() (time.Time, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprintln(stdout, usage)
 		return nil
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		// Plan is the default: it changes nothing.
+		args = append([]string{"plan"}, args...)
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("lifecycle "+cmd, flag.ContinueOnError)

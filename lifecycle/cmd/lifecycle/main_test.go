@@ -61,6 +61,9 @@ func TestPlanEnforceCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if bare, _, err := lifecycle(t, getenv); err != nil || bare != out {
+		t.Errorf("lifecycle with no command is not plan: %v\n%s", err, bare)
+	}
 	for _, b := range names.Buckets(prefix) {
 		if !strings.Contains(out, b) {
 			t.Errorf("plan does not mention bucket %s:\n%s", b, out)
