@@ -116,7 +116,7 @@ func (r *Runner) Enforce(ctx context.Context, now time.Time, dryRun bool) (strin
 	if err != nil {
 		return "", err
 	}
-	return summarize(rep, dryRun), nil
+	return rep.Summary(), nil
 }
 
 // EnforceReport is Enforce with the whole report.
@@ -124,24 +124,6 @@ func (r *Runner) EnforceReport(ctx context.Context, now time.Time, dryRun bool) 
 	return enforce.Run(ctx, enforce.Clients{Storage: r.gcs, Firestore: r.fs}, r.cfg.Policies, r.cfg.Prefix, enforce.Options{
 		Now: func() time.Time { return now }, DryRun: dryRun, EnforcerOnly: !r.cfg.AllRules, SkipNoncurrent: r.cfg.AllRules, Logger: r.cfg.Logger,
 	})
-}
-
-func summarize(rep *enforce.Report, dryRun bool) string {
-	verb := "done"
-	actions := rep.Done
-	if dryRun {
-		verb, actions = "planned", rep.Planned
-	}
-	var del, move int
-	for _, a := range actions {
-		if a.Kind == "delete" {
-			del++
-		} else {
-			move++
-		}
-	}
-	return fmt.Sprintf("scanned %d objects; %s: %d deletions, %d storage class changes; %d raw objects held (data not yet loaded); %d skipped (changed meanwhile); %d errors",
-		rep.Scanned, verb, del, move, len(rep.Held), rep.Skipped, len(rep.Errors))
 }
 
 // CostReport takes the inventory and builds the cost report as of now.

@@ -71,7 +71,7 @@ func TestRunnerJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(summary, "scanned 1 objects; planned: 0 deletions") {
+	if !strings.Contains(summary, "scanned 1, planned 0 ") {
 		t.Errorf("enforce dry run of a young object: %q", summary)
 	}
 	// 91 days later the quarantine rule deletes it.
@@ -79,7 +79,7 @@ func TestRunnerJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(summary, "done: 1 deletions") {
+	if !strings.Contains(summary, "done 1 (deleted 1000 B") {
 		t.Errorf("enforce at 91 days: %q", summary)
 	}
 
