@@ -162,6 +162,16 @@ func newTestModel(t labtests.Test) testModel {
 	return m
 }
 
+// Patients returns the ids of the population a simulator with this seed and
+// population size draws from, most frequent visitors first: patient 0 visits
+// the most often. The ids are pseudonymous ("P" and 12 hex digits).
+func Patients(seed uint64, n int) []string {
+	if n < 1 {
+		return nil
+	}
+	return newPopulation(seed, n).ids
+}
+
 // population is a stable set of pseudonymous patients. Each patient has a
 // personal offset per test, so their results cluster over visits.
 type population struct {

@@ -60,6 +60,7 @@ const (
 	dbDir                = "db"
 	dbFile               = "results.db.csv"
 	nameTimeLayout       = "20060102T150405"
+	maxSample            = 1_000_000_000
 	rotatedSuffix        = ".1"
 	doneSuffix           = ".done"
 	tempPrefix, tempSufx = ".", ".tmp"
@@ -105,8 +106,14 @@ type Options struct {
 	// corrected (0: 5%, negative: none). v1 and v2 robots have no status
 	// column and re-send nothing.
 	Corrected float64
-	Faults    Faults
-	DB        DB
+	// SampleBase is where each robot's sample numbering starts: the first
+	// sample of a stream is number SampleBase+1. A simulator restarted into
+	// the same platform takes a base above every number the previous one
+	// used, so no sample id is reused with other content (0 to 999,999,999
+	// minus the samples it will write; ids have nine digits).
+	SampleBase uint64
+	Faults     Faults
+	DB         DB
 	// Clock defaults to the system clock.
 	Clock Clock
 	// Progress, when set, is called by Run after every tick.
@@ -303,6 +310,7 @@ func New(opts Options) (*Simulator, error) {
 		if r.dbgen, err = newGen(c, v, stream(3), pop, alt, rt, id+"D", fw); err != nil {
 			return nil, err
 		}
+		r.gen.visits, r.dbgen.visits = o.SampleBase, o.SampleBase
 		r.rows = o.RowsPerFile
 		if o.TargetBytes > 0 {
 			r.rows = rowsForBytes(c, v, alt, o.TargetBytes)
@@ -363,6 +371,9 @@ func withDefaults(o Options) (Options, error) {
 	}
 	if o.Patients == 0 {
 		o.Patients = defaultPatients
+	}
+	if o.SampleBase >= maxSample {
+		errs = append(errs, fmt.Errorf("sample base %d: want less than %d (sample ids have nine digits)", o.SampleBase, maxSample))
 	}
 	if o.Patients < 1 {
 		errs = append(errs, fmt.Errorf("patients %d: want at least 1", o.Patients))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -572,6 +573,44 @@ func TestOnce(t *testing.T) {
 	}
 }
 
+// TestSampleBaseAndPatients checks that a simulator started with a sample
+// base numbers its samples after it (a restarted simulator reuses no id),
+// and that Patients lists the population the files draw from, the most
+// frequent visitor first.
+func TestSampleBaseAndPatients(t *testing.T) {
+	t.Parallel()
+	const base = 7_000_000
+	s := newTestSim(t, Options{Robots: 2, Seed: 5, Patients: 50, RowsPerFile: 300, SampleBase: base})
+	if _, err := s.Once(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pop := Patients(5, 50)
+	if len(pop) != 50 || len(Patients(5, 0)) != 0 {
+		t.Fatalf("Patients(5, 50) has %d ids", len(pop))
+	}
+	index := map[string]int{}
+	for i, id := range pop {
+		index[id] = i
+	}
+	visits := map[string]int{}
+	for _, f := range s.Manifest().Files {
+		c := checkExport(t, readManifestFile(t, s.opts.Root, f), f.Started)
+		for _, x := range c.rows {
+			n, err := strconv.ParseUint(strings.TrimPrefix(x.sample, f.Robot+"F"), 10, 64)
+			if err != nil || n <= base || n > base+1000 {
+				t.Errorf("sample %s: want a number above the base %d", x.sample, base)
+			}
+			if _, ok := index[x.patient]; !ok {
+				t.Errorf("patient %s is not in Patients(5, 50)", x.patient)
+			}
+			visits[x.patient]++
+		}
+	}
+	if visits[pop[0]] <= visits[pop[len(pop)-1]] {
+		t.Errorf("rows of the first patient %d, of the last %d: want the first to visit more often", visits[pop[0]], visits[pop[len(pop)-1]])
+	}
+}
+
 func TestRunFollowsTheClock(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{t: testStart}
@@ -609,6 +648,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{name: "bad probabilities", opts: Options{Root: "x", Faults: Faults{Malformed: 2, Empty: -0.5}, DB: DB{Rotate: 1.5}},
 			want: []string{"malformed 2", "empty -0.5", "database rotate 1.5"}},
 		{name: "unknown kind", opts: Options{Root: "x", Faults: Faults{MalformedKinds: []MalformedKind{"typo"}}}, want: []string{`"typo"`}},
+		{name: "sample base too large", opts: Options{Root: "x", SampleBase: 1_000_000_000}, want: []string{"sample base 1000000000"}},
 		{name: "negative sizes", opts: Options{Root: "x", RowsPerFile: -1, Tick: -time.Second}, want: []string{"rows per file -1", "tick -1s"}},
 	}
 	for _, tt := range tests {

@@ -91,6 +91,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.Var(&size, "file-size", "export size, e.g. 100MB; overrides -rows")
 	fs.StringVar(&versions, "versions", "v1,v2,v3", "firmware mix: robot i runs the i-th version, cycling (repeat one to weight it)")
 	fs.IntVar(&o.Patients, "patients", 10000, "size of the patient population")
+	fs.Uint64Var(&o.SampleBase, "sample-base", 0, "sample numbers start after this (a restarted simulator writing into the same platform takes one above what it used)")
 	fs.Float64Var(&altUnits, "alternate-units", 0.25, "share of robots reporting in alternate units")
 	fs.Float64Var(&corrected, "corrected", 0.05, "share of v3 results re-sent later as corrected")
 	fs.DurationVar(&o.Tick, "tick", time.Second, "simulation step")
