@@ -14,12 +14,19 @@ import (
 // trendPeriod is the time unit of a trend: a slope per 30 days.
 const trendPeriod = 30 * 24 * time.Hour
 
+// MinTrendSpan is the shortest time the recent results must span for a
+// trend: a slope fitted over hours and stated per 30 days multiplies
+// within-day noise (two creatinine results an hour apart that differ by 0.05
+// mg/dL make 36 mg/dL a month). Below it the trend is missing, and the model
+// imputes it.
+const MinTrendSpan = 7 * 24 * time.Hour
+
 // Features returns every feature the patient's summary supports, keyed
 // "<LOINC>.<stat>": for each test with at least one result its mean
 // ("<code>.mean") and newest value ("<code>.last"), and, when the recent
-// results were collected at two or more distinct times, the least-squares
-// slope of their values against collection time ("<code>.trend", canonical
-// units per 30 days). Values are in each test's canonical unit, as the
+// results span at least MinTrendSpan, the least-squares slope of their
+// values against collection time ("<code>.trend", canonical units per 30
+// days). Values are in each test's canonical unit, as the
 // summary keeps them.
 func Features(p summary.Patient) map[string]float64 {
 	out := map[string]float64{}
@@ -37,10 +44,22 @@ func Features(p summary.Patient) map[string]float64 {
 }
 
 // trend is the ordinary least-squares slope of value on time, in value
-// units per trendPeriod, over rs; false when rs has fewer than two distinct
-// collection times (no slope is defined).
+// units per trendPeriod, over rs; false when rs spans less than MinTrendSpan
+// (fewer than two distinct collection times included: no slope is defined).
 func trend(rs []summary.Result) (float64, bool) {
 	if len(rs) < 2 {
+		return 0, false
+	}
+	first, last := rs[0].CollectedAt, rs[0].CollectedAt
+	for _, r := range rs[1:] {
+		if r.CollectedAt.Before(first) {
+			first = r.CollectedAt
+		}
+		if r.CollectedAt.After(last) {
+			last = r.CollectedAt
+		}
+	}
+	if last.Sub(first) < MinTrendSpan {
 		return 0, false
 	}
 	// Time in periods since the first result, so the sums stay small.

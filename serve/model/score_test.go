@@ -233,6 +233,20 @@ func TestFeatures(t *testing.T) {
 			want: map[string]float64{"2160-0.mean": 1.1, "2160-0.last": 1.2},
 		},
 		{
+			// 1.00 and 1.05 mg/dL an hour apart would be +36 mg/dL per 30 days.
+			name: "results hours apart: no trend",
+			tests: map[string]*summary.TestSummary{"2160-0": {Unit: "mg/dL", Count: 2, Mean: 1.025, Last: summary.Result{Value: 1.05, CollectedAt: t0.Add(time.Hour)},
+				Recent: []summary.Result{{Value: 1.05, CollectedAt: t0.Add(time.Hour)}, {Value: 1.0, CollectedAt: t0}}}},
+			want: map[string]float64{"2160-0.mean": 1.025, "2160-0.last": 1.05},
+		},
+		{
+			// 1.0 at day 0, 1.7 at day 7 (exactly MinTrendSpan): 0.7 per 7 days = 3 per 30 days.
+			name: "results a week apart: a trend",
+			tests: map[string]*summary.TestSummary{"2160-0": {Unit: "mg/dL", Count: 2, Mean: 1.35, Last: res(1.7, 7),
+				Recent: []summary.Result{res(1.7, 7), res(1.0, 0)}}},
+			want: map[string]float64{"2160-0.mean": 1.35, "2160-0.last": 1.7, "2160-0.trend": 3},
+		},
+		{
 			name: "one result: no trend",
 			tests: map[string]*summary.TestSummary{"2160-0": {Unit: "mg/dL", Count: 1, Mean: 0.9, Last: res(0.9, 5),
 				Recent: []summary.Result{res(0.9, 5)}}},
