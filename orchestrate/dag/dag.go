@@ -1,6 +1,8 @@
 // Package dag defines workflows as Go code: a DAG is a set of tasks with
 // dependencies, each task runs an Operator (or pokes a Sensor), and the DAG is
 // validated when it is built. A cycle is an error that names the cycle.
+// Compress derives a copy on a faster clock (shorter schedule and waits), for
+// demos.
 //
 // The package owns no state and runs nothing; the scheduler package runs DAGs
 // and the state package records what happened.

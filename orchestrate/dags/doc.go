@@ -6,7 +6,8 @@
 // alerted on) and lifecycle (daily: bucket policies, the data-aware enforcer
 // and the cost report, through the Lifecycle interface). It also owns the
 // analyst views of dataset lab (daily_test_stats, abnormal_rate_by_robot),
-// created and replaced by code.
+// created and replaced by code. Demo returns the DAGs on compressed
+// schedules for a live demo (orchestrate scheduler --demo, make run).
 //
 // Everything that chooses a day takes it from the run's data interval, or
 // from the run parameter "day" (YYYY-MM-DD) of a manual trigger; a malformed

@@ -30,6 +30,12 @@ type common struct {
 	state     string
 	stateFile string
 	json      bool
+	// demo runs the platform's DAGs on their demo schedules (dags.Demo):
+	// --demo, or env ORCHESTRATE_DEMO.
+	demo bool
+	// demoEnv is ORCHESTRATE_DEMO when it is not a boolean; validate
+	// rejects it.
+	demoEnv string
 	// runStates, when set before register, makes --state also accept run
 	// states (runs list): the values of the two are disjoint.
 	runStates *statesFlag
@@ -45,6 +51,15 @@ func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.Var(stateFlag{c}, "state", usage)
 	fs.StringVar(&c.stateFile, "state-file", envOr(getenv, "ORCHESTRATE_STATE_FILE", defaultStateFile), "bolt state file (env ORCHESTRATE_STATE_FILE)")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
+	c.demo, c.demoEnv = false, ""
+	if v := getenv("ORCHESTRATE_DEMO"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			c.demoEnv = v
+		}
+		c.demo = b
+	}
+	fs.BoolVar(&c.demo, "demo", c.demo, "demo mode: the platform's DAGs on compressed schedules, an hour becomes a minute (env ORCHESTRATE_DEMO)")
 }
 
 // validate checks the common flags after parsing.
@@ -61,6 +76,9 @@ func (c *common) validate() error {
 	case storeFirestore:
 	default:
 		errs = append(errs, fmt.Errorf("--state %q: want bolt or firestore", c.state))
+	}
+	if c.demoEnv != "" {
+		errs = append(errs, fmt.Errorf("ORCHESTRATE_DEMO=%q: want true or false", c.demoEnv))
 	}
 	if len(errs) > 0 {
 		return withCode(exitUsage, errors.Join(errs...))

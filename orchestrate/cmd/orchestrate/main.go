@@ -77,6 +77,10 @@ Common flags, accepted before the command or after it, by every command:
                            scheduler locks it: stop it, or share state with
                            --state firestore
   --json                   machine-readable output on standard output
+  --demo                   demo mode (env ORCHESTRATE_DEMO=true): the platform's DAGs
+                           on compressed schedules, an hour becomes a minute (bq_load
+                           every minute, quality and lifecycle every 15 minutes);
+                           give it to every command that works with a demo scheduler
   --project, --prefix, --bigquery-location, --storage-emulator, --pubsub-emulator,
   --firestore-emulator, --bigquery-emulator
                            the platform (env LAB_PROJECT, LAB_PREFIX, ...; as in

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/labplatform/platform/contracts/gcp"
 	"github.com/labplatform/platform/contracts/ops"
+	"github.com/labplatform/platform/orchestrate/dag"
+	"github.com/labplatform/platform/orchestrate/dags"
 	"github.com/labplatform/platform/orchestrate/notify"
 	"github.com/labplatform/platform/orchestrate/scheduler"
 )
@@ -64,6 +67,10 @@ func (a *app) scheduler(ctx context.Context, args []string) error {
 		}
 	}()
 
+	if c.demo {
+		logDemo(log, s.dags)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sch, err := scheduler.New(s.store, s.dags, scheduler.Options{
@@ -84,6 +91,19 @@ func (a *app) scheduler(ctx context.Context, args []string) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// logDemo says, once at start, that the scheduler runs the DAGs on demo
+// schedules, and which.
+func logDemo(log *slog.Logger, list []*dag.DAG) {
+	var schedules []any
+	for _, d := range list {
+		if slices.Contains(d.Tags, dags.DemoTag) {
+			schedules = append(schedules, slog.String(d.ID, d.Schedule))
+		}
+	}
+	log.Info(fmt.Sprintf("demo mode: time is compressed %dx (an hour becomes a minute): DAGs run on demo schedules, waits and deadlines are divided, task timeouts are not", dags.DemoFactor),
+		"factor", dags.DemoFactor, slog.Group("schedules", schedules...))
 }
 
 // notifier builds the alert notifier: the log always, plus a webhook and a

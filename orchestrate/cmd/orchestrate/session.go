@@ -53,6 +53,9 @@ type session struct {
 }
 
 // open builds the DAGs and, as needed, the clients and the state store.
+// With --demo the DAGs are the registry's through dags.Demo, for every
+// command: the scheduler, dags list/show, trigger and backfill then agree
+// on the intervals.
 func (a *app) open(ctx context.Context, c *common, n needs) (_ *session, err error) {
 	s := &session{byID: map[string]*dag.DAG{}}
 	defer func() {
@@ -106,6 +109,11 @@ func (a *app) open(ctx context.Context, c *common, n needs) (_ *session, err err
 	list, err := a.registry(deps)
 	if err != nil {
 		return nil, fmt.Errorf("build the DAGs: %w", err)
+	}
+	if c.demo {
+		if list, err = dags.Demo(list); err != nil {
+			return nil, fmt.Errorf("build the demo DAGs: %w", err)
+		}
 	}
 	for _, d := range list {
 		s.byID[d.ID] = d
