@@ -2,8 +2,13 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/labplatform/platform/contracts/config"
@@ -57,4 +62,27 @@ func NewTestClients(t testing.TB, p config.Platform) *Clients {
 		}
 	})
 	return c
+}
+
+// BuildCommands compiles the workspace's commands (package paths such as
+// github.com/labplatform/platform/process/cmd/process) into dir, in
+// parallel, each named after its last path element. Tests that run the
+// platform's real processes use it; the test fails at once if one does not
+// build.
+func BuildCommands(t testing.TB, dir string, pkgs ...string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(pkgs))
+	for i, pkg := range pkgs {
+		wg.Go(func() {
+			out, err := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(dir, path.Base(pkg)), pkg).CombinedOutput()
+			if err != nil {
+				errs[i] = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 }

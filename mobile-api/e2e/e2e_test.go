@@ -6,7 +6,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,33 +78,12 @@ func platformEnv(p config.Platform) []string {
 	)
 }
 
-// build compiles the workspace's commands into dir.
-func build(t *testing.T, dir string, pkgs ...string) {
-	t.Helper()
-	var wg sync.WaitGroup
-	errs := make([]error, len(pkgs))
-	for i, pkg := range pkgs {
-		wg.Go(func() {
-			out, err := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), pkg).CombinedOutput()
-			if err != nil {
-				errs[i] = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestFileToAPIAndFHIRAndPage(t *testing.T) {
 	ctx := t.Context()
 	p := env.NewTestPlatform(t)
 	c := testenv.NewTestClients(t, p)
 	bin := t.TempDir()
-	build(t, bin, "github.com/labplatform/platform/process/cmd/process", "github.com/labplatform/platform/orchestrate/cmd/orchestrate")
+	testenv.BuildCommands(t, bin, "github.com/labplatform/platform/process/cmd/process", "github.com/labplatform/platform/orchestrate/cmd/orchestrate")
 
 	// The process worker, as a process of its own.
 	var workerLog bytes.Buffer
