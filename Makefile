@@ -20,11 +20,14 @@ BENCHTIME ?= 1s
 IMAGES       := ingest process orchestrate mobile-api
 IMAGE_PREFIX ?= lab-
 IMAGE_TAG    ?= dev
-# flags for `make run`; e.g. make run RUNFLAGS='-data-dir='
+# flags for `make run` and `make demo`; e.g. make run RUNFLAGS='-robots=100 -workers=2'
 RUNFLAGS  ?=
+# the commands `make run` builds into ./bin and starts
+COMMANDS := ./ingest/cmd/ingest ./process/cmd/process ./orchestrate/cmd/orchestrate \
+	./mobile-api/cmd/mobile-api ./testenv/cmd/robotsim ./testenv/cmd/labstack
 
 .DEFAULT_GOAL := help
-.PHONY: help test lint fmt vet staticcheck tidy-check bench bench-tools browser tofu images run
+.PHONY: help test lint fmt vet staticcheck tidy-check bench bench-tools browser tofu images run demo commands
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,6 +82,12 @@ images: ## build a container image per deployable (needs a Docker engine; not ru
 	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info failed)"; exit 1; }
 	@for m in $(IMAGES); do echo "docker build -f $$m/Dockerfile -t $(IMAGE_PREFIX)$$m:$(IMAGE_TAG) ."; docker build -f $$m/Dockerfile -t $(IMAGE_PREFIX)$$m:$(IMAGE_TAG) . || exit 1; done
 
-run: ## run the local platform in the foreground until Ctrl-C
-	go build -o $(BIN)/labstack ./testenv/cmd/labstack
+commands: ## build the platform's commands into ./bin
+	mkdir -p $(BIN)
+	go build -o $(BIN)/ $(COMMANDS)
+
+run: commands ## run the whole platform on this machine until Ctrl-C (state in ./.labstack)
 	$(BIN)/labstack $(RUNFLAGS)
+
+demo: commands ## a bounded run of the whole platform (at most 3 min) ending with a report; fails if an invariant does
+	$(BIN)/labstack demo $(RUNFLAGS)

@@ -155,8 +155,11 @@ var series = map[string]map[string][]float64{
 var units = map[string]string{creat: "mg/dL", glucose: "mmol/L"}
 var testNames = map[string]string{creat: "Creatinine", glucose: "Glucose"}
 
+// collected is the collection time of the i-th of n results: a week apart,
+// the newest a week before now, so a series of two or more spans the week a
+// trend needs (model.MinTrendSpan).
 func collected(i, n int) time.Time {
-	return now.Add(-time.Duration(n-i) * 24 * time.Hour).Truncate(time.Hour)
+	return now.Add(-time.Duration(n-i) * 7 * 24 * time.Hour).Truncate(time.Hour)
 }
 
 func sampleID(pid, code string, i int) string {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func start(t *testing.T, dataDir string) (config.Platform, func() error) {
 	out, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-storage-port=0", "-pubsub-port=0", "-firestore-port=0", "-bigquery-port=0", "-issuer-port=0", "-data-dir=" + dataDir, "-log-level=error"}, w, io.Discard)
+		done <- run(ctx, []string{"-services=false", "-storage-port=0", "-pubsub-port=0", "-firestore-port=0", "-bigquery-port=0", "-issuer-port=0", "-data-dir=" + dataDir, "-log-level=error"}, noEnv, w, io.Discard)
 		w.Close()
 	}()
 	env := map[string]string{}
@@ -60,6 +61,8 @@ func start(t *testing.T, dataDir string) (config.Platform, func() error) {
 		}
 	}
 }
+
+func noEnv(string) string { return "" }
 
 // TestRestartKeepsState runs labstack, writes an object and a document,
 // stops it as Ctrl-C would, starts it again on the same data directory and
@@ -133,10 +136,60 @@ func TestRestartKeepsState(t *testing.T) {
 }
 
 func TestParseRejectsBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-storage-port=x"}, {"-log-level=loud"}} {
+	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-storage-port=x"}, {"-log-level=loud"}, {"-timeout=1m"}} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("parse(%q) accepted", args)
 		}
+	}
+	for _, args := range [][]string{{"-status=1s"}, {"extra"}, {"-data-dir="}, {"-robots-for=x"}} {
+		if _, _, _, err := parseDemo(args, io.Discard); err == nil {
+			t.Errorf("parseDemo(%q) accepted", args)
+		}
+	}
+}
+
+func TestParseRobotFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{args: nil, want: nil},
+		{args: []string{"-robot-flags", "-malformed=0.1  -empty=0.01"}, want: []string{"-malformed=0.1", "-empty=0.01"}},
+		{args: []string{"-robot-flags="}, want: []string{}},
+	} {
+		c, err := parse(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(c.stack.RobotArgs, tc.want) || (c.stack.RobotArgs == nil) != (tc.want == nil) {
+			t.Errorf("parse(%q): robot args %q, want %q", tc.args, c.stack.RobotArgs, tc.want)
+		}
+	}
+}
+
+// TestSQL queries a running local GCP through labstack sql: a table with a
+// header, and a clear error for bad SQL.
+func TestSQL(t *testing.T) {
+	p, stop := start(t, t.TempDir())
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	getenv := func(k string) string {
+		return map[string]string{config.EnvProject: p.Project, config.EnvBigQueryEmulator: p.Emulators.BigQuery}[k]
+	}
+	var out strings.Builder
+	if err := run(t.Context(), []string{"sql", "SELECT 1 AS one, 'two' AS two UNION ALL SELECT 3, 'four' ORDER BY one"}, getenv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || strings.Fields(lines[0])[0] != "one" || strings.Join(strings.Fields(lines[2]), " ") != "3 four" {
+		t.Errorf("sql printed:\n%s", out.String())
+	}
+	err := run(t.Context(), []string{"sql", "SELECT nope"}, getenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("bad SQL: %v", err)
 	}
 }
 
@@ -154,11 +207,14 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 			documented[name] = true
 		}
 	}
-	// parse registers the flags on its own set; list them through -h.
+	// parse and parseDemo register their flags on their own sets; list them
+	// through -h.
 	var usage strings.Builder
-	_, err = parse([]string{"-h"}, &usage)
-	if !errors.Is(err, flag.ErrHelp) {
+	if _, err = parse([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("parse -h: %v", err)
+	}
+	if _, _, _, err = parseDemo([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseDemo -h: %v", err)
 	}
 	defined := map[string]bool{}
 	for _, line := range strings.Split(usage.String(), "\n") {
