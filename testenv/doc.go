@@ -12,5 +12,9 @@
 // isolated platform each (own project id and bucket prefix) from
 // Env.Platform, so they can run in parallel against one Env.
 //
+// Stop and Restart simulate an outage of one emulator: its port refuses
+// connections and open ones are closed, then it listens again on the same
+// address with the data it had.
+//
 // Nothing imports testenv except tests and the labstack command.
 package testenv

@@ -15,8 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"google.golang.org/grpc"
 
 	"github.com/labplatform/platform/contracts/config"
 	"github.com/labplatform/platform/testenv/firestoreemu"
@@ -34,8 +36,9 @@ type Options struct {
 	// Ports of the emulators; 0 picks a free port.
 	StoragePort, PubSubPort, BigQueryPort, FirestorePort int
 	// DataDir, when set, keeps Cloud Storage objects, BigQuery tables and
-	// Firestore documents across restarts in this directory. Pub/Sub is
-	// always in memory.
+	// Firestore documents across restarts of the Env in this directory.
+	// Pub/Sub is always in memory. (Env.Stop and Env.Restart keep every
+	// emulator's data either way.)
 	DataDir string
 	// StartTimeout bounds Start; default 2 minutes.
 	StartTimeout time.Duration
@@ -69,17 +72,23 @@ type Env struct {
 
 	log        *slog.Logger
 	versioning bool
-	pubsub     *pstest.Server
-	gcs        *fakestorage.Server
-	gcsHTTP    *http.Server
-	bq         *bigQuery
-	bqHTTP     *http.Server
-	firestore  *firestoreemu.Server
-	router     *router
-	restore    []func()
-	closeMu    sync.Mutex
-	closed     bool
-	serveErr   chan error
+	// pubsub holds the Pub/Sub state. Its own listener (pubsubInternal) is
+	// never stopped: the storage emulator's notifications and the
+	// notification router's subscription use it. Clients use pubsubFront,
+	// which serves the same state and can go down (Stop).
+	pubsub         *pstest.Server
+	pubsubInternal string
+	pubsubFront    *listenerFront
+	gcs            *fakestorage.Server
+	gcsFront       *listenerFront
+	bq             *bigQuery
+	bqFront        *listenerFront
+	firestore      *firestoreemu.Server
+	router         *router
+	restore        []func()
+	closeMu        sync.Mutex // guards closed; held by Close, Stop and Restart
+	closed         bool
+	serveErr       chan error
 }
 
 // active guards the process environment: the emulator variables Start
@@ -106,18 +115,20 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			e.stop()
+			e.shutdown()
 			active.Unlock()
 		}
 	}()
 
 	// Pub/Sub first: the Cloud Storage emulator's notifier dials it.
-	e.pubsub = pstest.NewServerWithAddress(net.JoinHostPort(opts.Host, strconv.Itoa(opts.PubSubPort)))
+	if err := e.startPubSub(opts); err != nil {
+		return nil, err
+	}
 	e.Platform = config.Platform{
 		Project:          opts.Project,
 		Prefix:           opts.Prefix,
 		BigQueryLocation: config.DefaultBigQueryLocation,
-		Emulators:        config.Emulators{PubSub: e.pubsub.Addr},
+		Emulators:        config.Emulators{PubSub: e.pubsubFront.addr},
 	}
 
 	gcsLis, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.StoragePort)))
@@ -131,11 +142,14 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, fmt.Errorf("testenv: bigquery emulator listen: %w", err)
 	}
 	e.Platform.Emulators.BigQuery = bqLis.Addr().String()
-	// The storage emulator's notifier reads PUBSUB_EMULATOR_HOST and the
-	// BigQuery emulator's load jobs read STORAGE_EMULATOR_HOST.
+	// The storage emulator's notifier reads PUBSUB_EMULATOR_HOST when it is
+	// built, and the BigQuery emulator's load jobs read
+	// STORAGE_EMULATOR_HOST. The notifier gets the internal Pub/Sub
+	// address, which no outage takes down (see router); everything after it
+	// the public one.
 	e.restore = append(e.restore, setEnv(map[string]string{
 		config.EnvStorageEmulator:  e.Platform.Emulators.Storage,
-		config.EnvPubSubEmulator:   e.Platform.Emulators.PubSub,
+		config.EnvPubSubEmulator:   e.pubsubInternal,
 		config.EnvBigQueryEmulator: e.Platform.Emulators.BigQuery,
 	}))
 
@@ -148,13 +162,14 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		bqLis.Close()
 		return nil, err
 	}
+	os.Setenv(config.EnvPubSubEmulator, e.Platform.Emulators.PubSub)
 	if err := e.startBigQuery(bqLis, opts); err != nil {
 		return nil, err
 	}
 	if err := e.startFirestore(ctx, opts); err != nil {
 		return nil, err
 	}
-	if e.router, err = startRouter(ctx, e.Platform, gcsEventsTopic, e.log); err != nil {
+	if e.router, err = startRouter(ctx, e.Platform, e.pubsubInternal, gcsEventsTopic, e.log); err != nil {
 		return nil, err
 	}
 	if err := e.Provision(ctx, e.Platform); err != nil {
@@ -162,6 +177,36 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	}
 	ok = true
 	return e, nil
+}
+
+// startPubSub starts pstest on a free port of its own, which stays up for
+// the Env's life, and serves the same state on the configured port through
+// a front that Stop can take down.
+func (e *Env) startPubSub(opts Options) error {
+	lis, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.PubSubPort)))
+	if err != nil {
+		return fmt.Errorf("testenv: pubsub emulator listen: %w", err)
+	}
+	// pstest panics when it cannot listen; a free loopback port can hardly
+	// fail.
+	e.pubsub = pstest.NewServerWithAddress(net.JoinHostPort(opts.Host, "0"))
+	e.pubsubInternal = e.pubsub.Addr
+	state := &e.pubsub.GServer
+	e.pubsubFront = newListenerFront(lis, func(lis net.Listener) server {
+		// pstest's own server has no options; WaitForHandlers makes Stop
+		// return only once no RPC runs any more.
+		srv := grpc.NewServer(grpc.WaitForHandlers(true))
+		pubsubpb.RegisterPublisherServer(srv, state)
+		pubsubpb.RegisterSubscriberServer(srv, state)
+		pubsubpb.RegisterSchemaServiceServer(srv, state)
+		go func() {
+			if err := srv.Serve(lis); err != nil {
+				e.serveFailed(PubSub, err)
+			}
+		}()
+		return grpcServer{srv}
+	})
+	return nil
 }
 
 func (e *Env) startStorage(lis net.Listener, opts Options) error {
@@ -190,8 +235,7 @@ func (e *Env) startStorage(lis net.Listener, opts Options) error {
 		return fmt.Errorf("testenv: storage emulator: %w", err)
 	}
 	e.gcs = gcs
-	e.gcsHTTP = &http.Server{Handler: gcs.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go e.serve("storage", e.gcsHTTP, lis)
+	e.gcsFront = newListenerFront(lis, e.httpServe(Storage, gcs.HTTPHandler()))
 	return nil
 }
 
@@ -203,8 +247,7 @@ func (e *Env) startBigQuery(lis net.Listener, opts Options) error {
 		}
 	}
 	e.bq = &bigQuery{host: opts.Host, dataDir: opts.DataDir, projects: map[string]*bigQueryProject{}}
-	e.bqHTTP = &http.Server{Handler: e.bq, ReadHeaderTimeout: 10 * time.Second}
-	go e.serve("bigquery", e.bqHTTP, lis)
+	e.bqFront = newListenerFront(lis, e.httpServe(BigQuery, e.bq))
 	return nil
 }
 
@@ -226,10 +269,26 @@ func (e *Env) startFirestore(ctx context.Context, opts Options) error {
 	return nil
 }
 
-func (e *Env) serve(name string, srv *http.Server, lis net.Listener) {
-	if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		e.log.Error("emulator stopped serving", "emulator", name, "err", err)
-		e.serveErr <- fmt.Errorf("testenv: %s emulator: %w", name, err)
+// httpServe returns a function that serves h on a listener.
+func (e *Env) httpServe(s Service, h http.Handler) func(net.Listener) server {
+	return func(lis net.Listener) server {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.serveFailed(s, err)
+			}
+		}()
+		return srv
+	}
+}
+
+// serveFailed records that an emulator stopped serving on its own; Close
+// returns the first such error.
+func (e *Env) serveFailed(s Service, err error) {
+	e.log.Error("emulator stopped serving", "emulator", string(s), "err", err)
+	select {
+	case e.serveErr <- fmt.Errorf("testenv: %s emulator: %w", s, err):
+	default:
 	}
 }
 
@@ -246,32 +305,35 @@ func (e *Env) Close() error {
 		return nil
 	}
 	e.closed = true
-	err := e.stop()
+	err := e.shutdown()
 	active.Unlock()
 	return err
 }
 
-func (e *Env) stop() error {
+func (e *Env) shutdown() error {
 	var errs []error
 	if e.router != nil {
 		errs = append(errs, e.router.close())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if e.gcsHTTP != nil {
-		errs = append(errs, e.gcsHTTP.Shutdown(ctx))
+	if e.gcsFront != nil {
+		errs = append(errs, e.gcsFront.close(ctx))
 	}
 	if e.gcs != nil {
 		e.gcs.Stop()
 	}
-	if e.bqHTTP != nil {
-		errs = append(errs, e.bqHTTP.Shutdown(ctx))
+	if e.bqFront != nil {
+		errs = append(errs, e.bqFront.close(ctx))
 	}
 	if e.bq != nil {
 		errs = append(errs, e.bq.close(ctx))
 	}
 	if e.firestore != nil {
 		errs = append(errs, e.firestore.Close())
+	}
+	if e.pubsubFront != nil {
+		errs = append(errs, e.pubsubFront.close(ctx))
 	}
 	if e.pubsub != nil {
 		errs = append(errs, e.pubsub.Close())

@@ -7,9 +7,14 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -56,11 +61,22 @@ func (n Notification) matches(eventType, object string) bool {
 // it, unchanged but for the notificationConfig attribute, to the topic of
 // each matching notification configuration. It acks an event only once every
 // publish succeeded, so an event is delivered at least once, as GCS does.
+//
+// The events reach it through the Pub/Sub emulator's internal address, which
+// Env.Stop never takes down: fake-gcs-server publishes each event once, in
+// the background, and drops it when that publish fails (after its client's
+// 60 s publish timeout), so an event raised while Pub/Sub is down would
+// otherwise be lost. The router republishes through the public address, the
+// one clients use; while Pub/Sub is down its publishes fail, the event is
+// nacked and redelivered to it, and it is published once Pub/Sub is back.
 type router struct {
-	client *pubsub.Client
+	events *pubsub.Client // internal address: the gcs-events subscription
+	client *pubsub.Client // public address: the notification topics
 	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan error
+	// failures counts failed publishes (each one nacks its event).
+	failures atomic.Int64
 
 	mu     sync.RWMutex
 	routes map[string][]Notification // by bucket
@@ -69,23 +85,43 @@ type router struct {
 
 const routerSubscription = "gcs-events-router"
 
-func startRouter(ctx context.Context, p config.Platform, topic string, log *slog.Logger) (*router, error) {
-	client, err := gcp.NewPubSub(ctx, p)
+// routerPublishTimeout bounds one attempt to republish an event (the
+// emulator answers in milliseconds); then the event is nacked and
+// redelivered to the router, which tries again. It also bounds how long the
+// router may sit in its client's retry backoff after Pub/Sub is back.
+const routerPublishTimeout = 2 * time.Second
+
+func startRouter(ctx context.Context, p config.Platform, eventsAddr, topic string, log *slog.Logger) (*router, error) {
+	internal := p
+	internal.Emulators.PubSub = eventsAddr
+	events, err := gcp.NewPubSub(ctx, internal)
 	if err != nil {
 		return nil, fmt.Errorf("testenv: notification router: %w", err)
 	}
+	// After an outage, reconnect within a second or two, not on gRPC's
+	// default backoff (up to 2 minutes).
+	client, err := gcp.NewPubSub(ctx, p, option.WithGRPCDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	})))
+	if err != nil {
+		events.Close()
+		return nil, fmt.Errorf("testenv: notification router: %w", err)
+	}
 	sub := "projects/" + p.Project + "/subscriptions/" + routerSubscription
-	_, err = client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+	_, err = events.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
 		Name:               sub,
 		Topic:              "projects/" + p.Project + "/topics/" + topic,
 		AckDeadlineSeconds: 30,
 	})
 	if err != nil && status.Code(err) != codes.AlreadyExists {
+		events.Close()
 		client.Close()
 		return nil, fmt.Errorf("testenv: notification router subscription: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &router{
+		events: events,
 		client: client,
 		log:    log.With("component", "gcs-notifications"),
 		cancel: cancel,
@@ -94,7 +130,7 @@ func startRouter(ctx context.Context, p config.Platform, topic string, log *slog
 		pubs:   map[string]*pubsub.Publisher{},
 	}
 	go func() {
-		r.done <- client.Subscriber(sub).Receive(rctx, r.handle)
+		r.done <- events.Subscriber(sub).Receive(rctx, r.handle)
 	}()
 	return r, nil
 }
@@ -109,7 +145,9 @@ func (r *router) add(n Notification) {
 	}
 	r.routes[n.Bucket] = append(r.routes[n.Bucket], n)
 	if r.pubs[n.Topic] == nil {
-		r.pubs[n.Topic] = r.client.Publisher(n.Topic)
+		pub := r.client.Publisher(n.Topic)
+		pub.PublishSettings.Timeout = routerPublishTimeout
+		r.pubs[n.Topic] = pub
 	}
 }
 
@@ -135,6 +173,7 @@ func (r *router) handle(ctx context.Context, m *pubsub.Message) {
 		}
 		attrs["notificationConfig"] = "projects/_/buckets/" + bucket + "/notificationConfigs/" + notificationID(n)
 		if _, err := pubs[i].Publish(ctx, &pubsub.Message{Data: m.Data, Attributes: attrs}).Get(ctx); err != nil {
+			r.failures.Add(1)
 			r.log.Warn("publish object event", "bucket", bucket, "object", object, "topic", n.Topic, "err", err)
 			m.Nack()
 			return
@@ -159,6 +198,9 @@ func (r *router) close() error {
 	}
 	r.mu.Unlock()
 	if cerr := r.client.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if cerr := r.events.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {

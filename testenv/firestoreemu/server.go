@@ -62,18 +62,29 @@ type Server struct {
 	dataFile string
 	store    *store
 	txns     *txnManager
+	addr     string // the bound host:port, kept across Suspend and Resume
 
-	ln       net.Listener
-	grpcSrv  *grpc.Server
-	httpSrv  *http.Server
-	grpcL    *chanListener
-	httpL    *chanListener
 	stop     chan struct{}
-	wg       sync.WaitGroup
-	closeMu  sync.Mutex
+	wg       sync.WaitGroup // the background loop
+	mu       sync.Mutex     // guards front and closed
+	front    *front         // nil while suspended
 	closed   bool
 	saveMu   sync.Mutex
 	savedGen uint64
+}
+
+// front is the network side of a Server: one listener, routed to a gRPC and
+// an HTTP server. Suspend closes it; Resume builds a new one on the same
+// address.
+type front struct {
+	log     *slog.Logger
+	ln      net.Listener
+	grpcSrv *grpc.Server
+	httpSrv *http.Server
+	grpcL   *chanListener
+	httpL   *chanListener
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // Start loads DataFile (if any), listens on opts.Addr and serves gRPC and
@@ -111,27 +122,115 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("firestoreemu: listen on %s: %w", opts.Addr, err)
 	}
-	s.ln = ln
-	s.grpcL = newChanListener(ln.Addr())
-	s.httpL = newChanListener(ln.Addr())
-	s.grpcSrv = grpc.NewServer(
-		grpc.MaxRecvMsgSize(256<<20),
-		grpc.MaxSendMsgSize(256<<20),
-	)
-	pb.RegisterFirestoreServer(s.grpcSrv, &service{store: s.store, txns: s.txns})
-	s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
-
-	s.wg.Add(4)
-	go func() { defer s.wg.Done(); _ = s.grpcSrv.Serve(s.grpcL) }()
-	go func() { defer s.wg.Done(); _ = s.httpSrv.Serve(s.httpL) }()
-	go func() { defer s.wg.Done(); s.acceptLoop() }()
-	go func() { defer s.wg.Done(); s.background(opts.FlushInterval) }()
+	s.addr = ln.Addr().String()
+	s.front = s.serve(ln)
+	s.wg.Go(func() { s.background(opts.FlushInterval) })
 	s.log.Info("firestore emulator listening", "addr", s.Addr(), "data_file", s.dataFile)
 	return s, nil
 }
 
+// serve starts serving gRPC and HTTP on ln.
+func (s *Server) serve(ln net.Listener) *front {
+	f := &front{
+		log:   s.log,
+		ln:    ln,
+		grpcL: newChanListener(ln.Addr()),
+		httpL: newChanListener(ln.Addr()),
+		done:  make(chan struct{}),
+		grpcSrv: grpc.NewServer(
+			grpc.MaxRecvMsgSize(256<<20),
+			grpc.MaxSendMsgSize(256<<20),
+			// Stop returns only once every handler has: after Suspend
+			// no RPC can still begin a transaction or write.
+			grpc.WaitForHandlers(true),
+		),
+	}
+	pb.RegisterFirestoreServer(f.grpcSrv, &service{store: s.store, txns: s.txns})
+	f.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	f.wg.Go(func() { _ = f.grpcSrv.Serve(f.grpcL) })
+	f.wg.Go(func() { _ = f.httpSrv.Serve(f.httpL) })
+	f.wg.Go(f.acceptLoop)
+	return f
+}
+
+// close stops accepting and ends every connection: gracefully (in-flight
+// RPCs may finish, for up to 2 s) or at once.
+func (f *front) close(graceful bool) error {
+	close(f.done)
+	lnErr := f.ln.Close()
+	f.grpcL.close()
+	f.httpL.close()
+	if graceful {
+		stopped := make(chan struct{})
+		go func() { f.grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(2 * time.Second):
+			f.grpcSrv.Stop() // RPCs still waiting on locks
+			<-stopped
+		}
+	} else {
+		f.grpcSrv.Stop()
+	}
+	_ = f.httpSrv.Close()
+	f.wg.Wait()
+	if lnErr != nil && !errors.Is(lnErr, net.ErrClosed) {
+		return fmt.Errorf("firestoreemu: close listener: %w", lnErr)
+	}
+	return nil
+}
+
 // Addr returns the bound host:port, the value for FIRESTORE_EMULATOR_HOST.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+// It stays the same across Suspend and Resume.
+func (s *Server) Addr() string { return s.addr }
+
+// errClosed is returned by Suspend and Resume after Close.
+var errClosed = errors.New("firestoreemu: server closed")
+
+// Suspend takes the emulator off the network as an outage would: the port
+// refuses new connections, open connections are closed (in-flight RPCs fail
+// with UNAVAILABLE on the client) and open transactions are aborted, their
+// locks released, as they would be by an emulator that restarted. Documents
+// stay in memory and the data file keeps being saved. It returns once no
+// RPC runs any more. Resume serves again; Suspend while suspended does
+// nothing.
+func (s *Server) Suspend() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if s.front == nil {
+		return nil
+	}
+	err := s.front.close(false)
+	s.front = nil
+	s.txns.abortAll()
+	s.log.Info("firestore emulator suspended", "addr", s.addr)
+	return err
+}
+
+// Resume listens again on Addr, with every document kept. It fails if the
+// port was taken meanwhile (the error wraps syscall.EADDRINUSE; the caller
+// may retry). Resume while serving does nothing.
+func (s *Server) Resume(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if s.front != nil {
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("firestoreemu: listen again on %s: %w", s.addr, err)
+	}
+	s.front = s.serve(ln)
+	s.log.Info("firestore emulator resumed", "addr", s.addr)
+	return nil
+}
 
 // Reset drops all documents of every project and aborts all transactions
 // (the same as the HTTP DELETE endpoint, for all databases).
@@ -142,36 +241,27 @@ func (s *Server) Reset() {
 
 // Close stops serving and, when DataFile is set, saves the data.
 func (s *Server) Close() error {
-	s.closeMu.Lock()
+	s.mu.Lock()
 	if s.closed {
-		s.closeMu.Unlock()
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	s.closeMu.Unlock()
+	f := s.front
+	s.front = nil
+	s.mu.Unlock()
 
 	close(s.stop)
-	lnErr := s.ln.Close()
-	s.grpcL.close()
-	s.httpL.close()
-	stopped := make(chan struct{})
-	go func() { s.grpcSrv.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(2 * time.Second):
-		s.grpcSrv.Stop() // RPCs still waiting on locks
-		<-stopped
+	var lnErr error
+	if f != nil {
+		lnErr = f.close(true)
 	}
-	_ = s.httpSrv.Close()
 	s.wg.Wait()
 	var saveErr error
 	if s.dataFile != "" {
 		saveErr = s.saveFile()
 	}
-	if lnErr != nil && !errors.Is(lnErr, net.ErrClosed) {
-		return errors.Join(fmt.Errorf("firestoreemu: close listener: %w", lnErr), saveErr)
-	}
-	return saveErr
+	return errors.Join(lnErr, saveErr)
 }
 
 // background expires idle transactions and flushes the data file.
@@ -202,26 +292,26 @@ func (s *Server) background(flush time.Duration) {
 // acceptLoop routes each accepted connection by its first bytes: the
 // HTTP/2 client preface ("PRI * HTTP/2.0") goes to gRPC, anything else to
 // the HTTP/1 server. Routing happens once per connection.
-func (s *Server) acceptLoop() {
+func (f *front) acceptLoop() {
 	for {
-		c, err := s.ln.Accept()
+		c, err := f.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Warn("firestore emulator: accept", "err", err)
+			f.log.Warn("firestore emulator: accept", "err", err)
 			select {
-			case <-s.stop:
+			case <-f.done:
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
 			continue
 		}
-		go s.route(c)
+		go f.route(c)
 	}
 }
 
-func (s *Server) route(c net.Conn) {
+func (f *front) route(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
@@ -234,10 +324,10 @@ func (s *Server) route(c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	pc := &prefixConn{Conn: c, prefix: head}
 	if bytes.Equal(head, []byte("PRI")) {
-		s.grpcL.deliver(pc)
+		f.grpcL.deliver(pc)
 		return
 	}
-	s.httpL.deliver(pc)
+	f.httpL.deliver(pc)
 }
 
 func (s *Server) httpHandler() http.Handler {
