@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/firestore"
@@ -20,6 +21,7 @@ import (
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/labplatform/platform/contracts/config"
@@ -58,6 +60,7 @@ func NewPubSub(ctx context.Context, p config.Platform, opts ...option.ClientOpti
 		opts = append([]option.ClientOption{
 			option.WithEndpoint(p.Emulators.PubSub),
 			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
+			option.WithGRPCDialOption(emulatorReconnect),
 			option.WithoutAuthentication(),
 			option.WithTelemetryDisabled(),
 		}, opts...)
@@ -77,6 +80,7 @@ func NewFirestore(ctx context.Context, p config.Platform, opts ...option.ClientO
 		conn, err := grpc.NewClient("passthrough:///"+p.Emulators.Firestore,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithPerRPCCredentials(emulatorOwner{}),
+			emulatorReconnect,
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
 		)
 		if err != nil {
@@ -90,6 +94,16 @@ func NewFirestore(ctx context.Context, p config.Platform, opts ...option.ClientO
 	}
 	return c, nil
 }
+
+// emulatorReconnect caps gRPC's reconnection backoff to an emulator at 2 s
+// (gRPC's default grows to 120 s): a local emulator that was stopped and
+// started again (the outage tests, a restarted labstack) is found again
+// within seconds. GCP's front ends do not go away, so real clients keep
+// gRPC's defaults.
+var emulatorReconnect = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+	MinConnectTimeout: 5 * time.Second,
+})
 
 type emulatorOwner struct{}
 
