@@ -27,7 +27,7 @@ COMMANDS := ./ingest/cmd/ingest ./process/cmd/process ./orchestrate/cmd/orchestr
 	./mobile-api/cmd/mobile-api ./testenv/cmd/robotsim ./testenv/cmd/labstack
 
 .DEFAULT_GOAL := help
-.PHONY: help test lint fmt vet staticcheck tidy-check bench bench-tools browser tofu images run demo commands
+.PHONY: help test lint fmt vet staticcheck tidy-check bench bench-tools browser tofu images run demo reliability commands
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -91,3 +91,6 @@ run: commands ## run the whole platform on this machine until Ctrl-C (state in .
 
 demo: commands ## a bounded run of the whole platform (at most 3 min) ending with a report; fails if an invariant does
 	$(BIN)/labstack demo $(RUNFLAGS)
+
+reliability: commands ## multi-worker scale and 50-kill chaos runs of the whole platform; writes RELIABILITY.md (about 10 min)
+	$(BIN)/labstack reliability $(RUNFLAGS)

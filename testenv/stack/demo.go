@@ -99,17 +99,7 @@ func Demo(ctx context.Context, p config.Platform, iss *issuer.Issuer, opts DemoO
 	if err := d.waitRobots(ctx); err != nil {
 		return d.explain(err)
 	}
-	if err := d.waitIngest(ctx); err != nil {
-		return d.explain(err)
-	}
-	if err := d.waitLineage(ctx); err != nil {
-		return d.explain(err)
-	}
-	if err := d.loadDays(ctx); err != nil {
-		return d.explain(err)
-	}
-	say("checking the invariants")
-	rep, err := audit.Check(ctx, audit.Clients{Storage: s.storage, BigQuery: s.bigquery, Firestore: s.firestore}, p.Prefix, audit.Options{})
+	rep, err := d.settleAndAudit(ctx)
 	if err != nil {
 		return err
 	}
@@ -122,6 +112,23 @@ func Demo(ctx context.Context, p config.Platform, iss *issuer.Issuer, opts DemoO
 		return errors.Join(fmt.Errorf("%w: %d violations (see the report)", ErrInvariant, len(rep.Violations)), apiErr)
 	}
 	return apiErr
+}
+
+// settleAndAudit waits until everything the robots wrote is shipped,
+// cleaned and loaded, then checks the invariants.
+func (d *demo) settleAndAudit(ctx context.Context) (*audit.Report, error) {
+	if err := d.waitIngest(ctx); err != nil {
+		return nil, d.explain(err)
+	}
+	if err := d.waitLineage(ctx); err != nil {
+		return nil, d.explain(err)
+	}
+	if err := d.loadDays(ctx); err != nil {
+		return nil, d.explain(err)
+	}
+	d.say("checking the invariants")
+	s := d.s
+	return audit.Check(ctx, audit.Clients{Storage: s.storage, BigQuery: s.bigquery, Firestore: s.firestore}, d.p.Prefix, audit.Options{})
 }
 
 type demo struct {
@@ -194,7 +201,7 @@ func (d *demo) waitIngest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.say("ingest shipped every complete file to gs://%s: %.0f files, %.0f re-exports recognised and skipped",
+	d.say("ingest shipped every complete file to gs://%s (its current process: %.0f files, %.0f re-exports recognised and skipped)",
 		names.RawBucket(d.p.Prefix), m.sum("ingest_objects_shipped_total", `kind="file"`), m.sum("ingest_files_deduplicated_total", ""))
 	return nil
 }

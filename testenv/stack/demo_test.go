@@ -62,3 +62,81 @@ func freeTestAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestChaos kills ingest, both process workers and the scheduler with
+// SIGKILL, each at least twice, at random points while the robots write;
+// after the supervisors restarted them and everything settled, every
+// invariant must hold and no message may be dead-lettered. `make
+// reliability` runs the same with 50 kills.
+func TestChaos(t *testing.T) {
+	bin := t.TempDir()
+	testenv.BuildCommands(t, bin, commands...)
+	p := env.NewTestPlatform(t)
+	iss, err := issuer.Start(t.Context(), "127.0.0.1:0", issuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Close()
+	var out bytes.Buffer
+	res, err := Chaos(t.Context(), p, iss, ChaosOptions{
+		Stack: Options{
+			Bin: bin, Dir: t.TempDir(), Robots: 4, RobotsFor: 25 * time.Second, FilesPerHour: 900, Rows: 120,
+			Patients: 40, APIAddr: freeTestAddr(t), Grace: 10 * time.Second,
+		},
+		Rounds: 8,
+		Seed:   uint64(time.Now().UnixNano()),
+	}, &out)
+	t.Logf("chaos output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	for _, v := range []string{Ingest, Orchestrate, Process + "-1", Process + "-2"} {
+		if res.Kills[v] < 2 {
+			t.Errorf("%s killed %d times, want at least 2 (kills %v)", v, res.Kills[v], res.Kills)
+		}
+		if res.Starts[v] < res.Kills[v]+1 {
+			t.Errorf("%s started %d times after %d kills: a restart is missing", v, res.Starts[v], res.Kills[v])
+		}
+	}
+	if res.Report == nil || !res.Report.OK() || res.Report.Done == 0 {
+		t.Errorf("report %+v", res.Report)
+	}
+}
+
+// TestScale drains the same backlog with one and with two process workers,
+// each its own OS process on the one subscription: both must process every
+// file and row of it with every invariant holding (summaries exact, nothing
+// counted twice across workers). The throughput is measured by `make
+// reliability`, not asserted here.
+func TestScale(t *testing.T) {
+	bin := t.TempDir()
+	testenv.BuildCommands(t, bin, commands...)
+	iss, err := issuer.Start(t.Context(), "127.0.0.1:0", issuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Close()
+	var out bytes.Buffer
+	steps, err := Scale(t.Context(), env.NewPlatform, iss, ScaleOptions{
+		Stack: Options{
+			Bin: bin, Dir: t.TempDir(), Robots: 4, RobotsFor: 8 * time.Second, FilesPerHour: 1800, Rows: 200,
+			Patients: 40, MetricsPort: 0, APIAddr: freeTestAddr(t), Grace: 10 * time.Second,
+		},
+		Workers: []int{1, 2},
+	}, &out)
+	t.Logf("scale output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("scale: %v", err)
+	}
+	if len(steps) != 2 {
+		t.Fatalf("%d steps, want 2", len(steps))
+	}
+	for _, s := range steps {
+		if s.Violations != 0 || s.Files == 0 || s.Took <= 0 || s.Report == nil || s.Report.Done != s.Files {
+			t.Errorf("%d workers: %+v", s.Workers, s)
+		}
+	}
+	if steps[0].Files != steps[1].Files || steps[0].Rows != steps[1].Rows {
+		t.Errorf("the backlogs differ: %d files / %d rows with 1 worker, %d / %d with 2", steps[0].Files, steps[0].Rows, steps[1].Files, steps[1].Rows)
+	}
+}

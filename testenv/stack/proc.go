@@ -144,22 +144,26 @@ func (s *service) start() (<-chan error, error) {
 }
 
 // signal sends sig to the running process's group (the process and any
-// child it started), if it is running.
-func (s *service) signal(sig syscall.Signal) error {
+// child it started), if it is running, and reports whether it was.
+func (s *service) signal(sig syscall.Signal) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.running {
-		return nil
+		return false, nil
 	}
-	if err := syscall.Kill(-s.cmd.Process.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal %s: %w", s.name, err)
+	err := syscall.Kill(-s.cmd.Process.Pid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("signal %s: %w", s.name, err)
+	}
+	return true, nil
 }
 
-// kill ends the running process with SIGKILL, as a crash would: the
-// supervisor restarts it.
-func (s *service) kill() error { return s.signal(syscall.SIGKILL) }
+// kill ends the running process with SIGKILL, as a crash would, and
+// reports whether one was running: the supervisor restarts it.
+func (s *service) kill() (bool, error) { return s.signal(syscall.SIGKILL) }
 
 // stop asks the process to end (SIGTERM), waits up to grace for it, then
 // kills it. Supervision ends.
@@ -167,7 +171,7 @@ func (s *service) stop(grace time.Duration) error {
 	s.mu.Lock()
 	s.stopping = true
 	s.mu.Unlock()
-	if err := s.signal(syscall.SIGTERM); err != nil {
+	if _, err := s.signal(syscall.SIGTERM); err != nil {
 		return err
 	}
 	select {
@@ -176,7 +180,7 @@ func (s *service) stop(grace time.Duration) error {
 	case <-time.After(grace):
 	}
 	s.log.Warn("service did not stop in time; killing it", "service", s.name, "grace", grace)
-	if err := s.signal(syscall.SIGKILL); err != nil {
+	if _, err := s.signal(syscall.SIGKILL); err != nil {
 		return err
 	}
 	<-s.done

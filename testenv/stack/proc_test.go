@@ -47,8 +47,8 @@ func TestSupervisorRestartsAfterACrash(t *testing.T) {
 	if err := s.supervise(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.kill(); err != nil {
-		t.Fatal(err)
+	if killed, err := s.kill(); err != nil || !killed {
+		t.Fatalf("kill: killed %v, %v", killed, err)
 	}
 	waitFor(t, "a second start", func() bool { n, _, _ := s.state(); return n == 2 })
 	if err := s.stop(5 * time.Second); err != nil {

@@ -13,20 +13,23 @@ import (
 )
 
 // DemoClinician is the subject of the seeded clinician; CareTeamSize of the
-// most frequent patients are in their care team.
+// most frequent patients are in their care team. Profiles are seeded for
+// the ProfilesSeeded most frequent patients (the others have no eGFR).
 const (
-	DemoClinician = "dr-demo"
-	CareTeamSize  = 20
+	DemoClinician  = "dr-demo"
+	CareTeamSize   = 20
+	ProfilesSeeded = 1000
 )
 
 // seed writes what the platform reads but does not produce: a profile
-// (birth date, sex) per simulated patient, the demo clinician's care team
+// (birth date, sex) for each of the most frequent simulated patients
+// (ProfilesSeeded), the demo clinician's care team
 // and the demo scoring model, published and active. Every write is
 // idempotent: a restarted stack writes the same documents again.
 func (s *Stack) seed(ctx context.Context) error {
 	ids := s.patients
 	repo := patients.New(s.firestore)
-	for _, id := range ids {
+	for _, id := range ids[:min(ProfilesSeeded, len(ids))] {
 		if err := repo.PutProfile(ctx, profileOf(id)); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}

@@ -61,7 +61,12 @@ type Options struct {
 	Dir string
 	// Robots, FilesPerHour, Rows and Patients size the robot simulator
 	// (defaults 10 robots, 60 files per robot and hour, 200 rows per file,
-	// 300 patients).
+	// 20,000 patients). The population must be large for the volume: the
+	// most frequent patient gets about 1/sqrt(Patients) of the visits, and
+	// a patient's summary document holds at most about 3,000 results
+	// (Firestore's 20,000 fields per document, see contracts/summary), so
+	// 20,000 patients at the default rate keep every summary under it for
+	// about 7 hours.
 	Robots       int
 	FilesPerHour float64
 	Rows         int
@@ -72,7 +77,8 @@ type Options struct {
 	RobotArgs []string
 	// RobotsFor, when set, stops the robots after that long (the demo).
 	RobotsFor time.Duration
-	// Workers is the number of process workers (default 2).
+	// Workers is the number of process workers (default 2; -1: none at
+	// start, StartWorkers adds them).
 	Workers int
 	// APIAddr is where mobile-api listens (default 127.0.0.1:8080).
 	APIAddr string
@@ -100,7 +106,7 @@ func (o *Options) defaults() error {
 		o.Rows = 200
 	}
 	if o.Patients == 0 {
-		o.Patients = 300
+		o.Patients = 20000
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
@@ -121,8 +127,8 @@ func (o *Options) defaults() error {
 	if o.Robots < 1 || o.Robots > 999 {
 		errs = append(errs, fmt.Errorf("robots %d: want 1 to 999", o.Robots))
 	}
-	if o.Workers < 1 {
-		errs = append(errs, fmt.Errorf("workers %d: want at least 1", o.Workers))
+	if o.Workers < -1 {
+		errs = append(errs, fmt.Errorf("workers %d: want at least 1, or -1 for none", o.Workers))
 	}
 	if o.Patients < 1 || o.Rows < 1 || o.FilesPerHour < 0 {
 		errs = append(errs, errors.New("patients and rows must be positive, files per hour not negative"))
@@ -280,23 +286,66 @@ func (s *Stack) specs() ([]*service, error) {
 		"-interval", "1s", "-stability", "3s", "-listen", addr))
 
 	for i := 1; i <= o.Workers; i++ {
-		name := Process + "-" + strconv.Itoa(i)
-		if addr, err = port(name, 9+i); err != nil {
+		w, err := s.worker(i)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, svc(name, Process, "worker", "-id", name, "-listen", addr, "-tmp", filepath.Join(o.Dir, "process-tmp")))
+		out = append(out, w)
 	}
 
 	if addr, err = port(Orchestrate, 1); err != nil {
 		return nil, err
 	}
-	out = append(out, svc(Orchestrate, Orchestrate, "scheduler", "--state", "firestore", "--demo", "--owner", "labstack",
+	// The scheduler's owner name is its host and pid (the default), so a
+	// restarted scheduler is a new owner and takes over expired leases.
+	out = append(out, svc(Orchestrate, Orchestrate, "scheduler", "--state", "firestore", "--demo",
 		"--metrics-addr", addr, "--grace", "10s"))
 
 	out = append(out, svc(MobileAPI, MobileAPI, "-addr", o.APIAddr, "-issuer", s.issuer.URL(), "-jwks-url", s.issuer.JWKSURL(),
 		"-page-token-secret-file", pageSecret, "-audit-key-file", auditKey, "-model-poll", "5s"))
 	s.metrics[MobileAPI] = o.APIAddr
 	return out, nil
+}
+
+// worker describes process worker i.
+func (s *Stack) worker(i int) (*service, error) {
+	o := s.opts
+	name := Process + "-" + strconv.Itoa(i)
+	addr := "127.0.0.1:" + strconv.Itoa(o.MetricsPort+9+i)
+	if o.MetricsPort == 0 {
+		var err error
+		if addr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	s.metrics[name] = addr
+	args := []string{"worker", "-id", name, "-listen", addr, "-tmp", filepath.Join(o.Dir, "process-tmp")}
+	return &service{
+		name: name, path: filepath.Join(o.Bin, Process), args: func() ([]string, error) { return args, nil },
+		env: append(baseEnv(), s.platform.Environ()...), logPath: filepath.Join(o.Dir, logsDir, name+".log"), log: o.Logger,
+	}, nil
+}
+
+// StartWorkers starts n more process workers.
+func (s *Stack) StartWorkers(ctx context.Context, n int) error {
+	have := 0
+	for _, sv := range s.services {
+		if strings.HasPrefix(sv.name, Process+"-") {
+			have++
+		}
+	}
+	for i := have + 1; i <= have+n; i++ {
+		w, err := s.worker(i)
+		if err != nil {
+			return err
+		}
+		if err := w.supervise(ctx); err != nil {
+			return err
+		}
+		s.services = append(s.services, w)
+		s.byName[w.name] = w
+	}
+	return nil
 }
 
 // baseEnv is what the services inherit from labstack's environment: the
@@ -398,14 +447,24 @@ func (s *Stack) Stop() error {
 	return errors.Join(errs...)
 }
 
-// Kill ends a service's process with SIGKILL, as a crash would; its
+// Kill ends a service's process with SIGKILL, as a crash would, and
+// reports whether it was running (not waiting to be restarted); its
 // supervisor restarts it.
-func (s *Stack) Kill(name string) error {
+func (s *Stack) Kill(name string) (bool, error) {
 	sv, ok := s.byName[name]
 	if !ok {
-		return fmt.Errorf("stack: no service %q", name)
+		return false, fmt.Errorf("stack: no service %q", name)
 	}
 	return sv.kill()
+}
+
+// Services lists the services' names in start order.
+func (s *Stack) Services() []string {
+	out := make([]string, len(s.services))
+	for i, sv := range s.services {
+		out[i] = sv.name
+	}
+	return out
 }
 
 // Starts reports how many times a service was started (1 when it never

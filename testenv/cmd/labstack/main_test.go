@@ -146,6 +146,14 @@ func TestParseRejectsBadFlags(t *testing.T) {
 			t.Errorf("parseDemo(%q) accepted", args)
 		}
 	}
+	for _, args := range [][]string{{"-scale-workers=1,x"}, {"-scale-workers=0"}, {"-rounds=0"}, {"extra"}, {"-keep"}} {
+		if _, _, err := parseReliability(args, io.Discard); err == nil {
+			t.Errorf("parseReliability(%q) accepted", args)
+		}
+	}
+	if _, r, err := parseReliability([]string{"-scale-workers", "1, 3", "-rounds", "7"}, io.Discard); err != nil || !slices.Equal(r.workers, []int{1, 3}) || r.rounds != 7 {
+		t.Errorf("parseReliability: %+v, %v", r, err)
+	}
 }
 
 func TestParseRobotFlags(t *testing.T) {
@@ -215,6 +223,9 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 	}
 	if _, _, _, err = parseDemo([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("parseDemo -h: %v", err)
+	}
+	if _, _, err = parseReliability([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseReliability -h: %v", err)
 	}
 	defined := map[string]bool{}
 	for _, line := range strings.Split(usage.String(), "\n") {
