@@ -104,6 +104,14 @@ resource "google_pubsub_subscription_iam_member" "process_pulls_process_raw" {
   member       = google_service_account.process.member
 }
 
+# The worker's /readyz reads the subscription (pubsub.subscriptions.get),
+# which the subscriber role lacks.
+resource "google_pubsub_subscription_iam_member" "process_views_process_raw" {
+  subscription = google_pubsub_subscription.process_raw.id
+  role         = "roles/pubsub.viewer"
+  member       = google_service_account.process.member
+}
+
 # orchestrate runs BigQuery jobs (loads from curated, the day's replace,
 # assertions, quality metrics, views), keeps its state, reads lineage and
 # records loads in Firestore, and runs the lifecycle DAG: reads every

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/labplatform/platform/contracts/ops"
 )
 
 // Health tracks passes for /healthz.
@@ -39,10 +41,18 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "ok: last pass %s ago\n", age.Round(time.Millisecond))
 }
 
-// Handler serves /healthz and /metrics.
-func Handler(h *Health, reg *prometheus.Registry) http.Handler {
+// Handler serves /healthz from h, /metrics from reg and /readyz from the
+// readiness of checks (contracts/ops: 200 while every dependency answers,
+// 503 naming those that do not; always 200 without checks). With checks it
+// registers lab_dependency_up on reg.
+func Handler(h *Health, reg *prometheus.Registry, checks ...ops.Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", h)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	ready := ops.NewReadiness(checks, ops.ReadinessOptions{})
+	if len(checks) > 0 {
+		reg.MustRegister(ready)
+	}
+	mux.Handle("GET /readyz", ready)
 	return mux
 }

@@ -1,6 +1,8 @@
 package ingest_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labplatform/platform/contracts/ops"
 	"github.com/labplatform/platform/ingest"
 )
 
@@ -16,7 +19,8 @@ func TestHealthAndMetrics(t *testing.T) {
 	r := newRig(t, nil, ingest.Options{Convention: ingest.Rename})
 	r.write("R001", "a.csv", v2("1"))
 	health := ingest.NewHealth(r.clock, time.Minute)
-	srv := httptest.NewServer(ingest.Handler(health, r.reg))
+	down := ops.Check{Name: "storage", Probe: func(context.Context) error { return errors.New("bucket t-raw: unavailable") }}
+	srv := httptest.NewServer(ingest.Handler(health, r.reg, down))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -40,10 +44,14 @@ func TestHealthAndMetrics(t *testing.T) {
 		`ingest_backlog_files{robot="R001"}`,
 		`ingest_lag_seconds_count{kind="file"} 1`,
 		`ingest_passes_total 1`,
+		`lab_dependency_up{dependency="storage"} 0`,
 	} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("/metrics (%d) lacks %q", code, want)
 		}
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || body != `{"status":"unready","checks":{"storage":"bucket t-raw: unavailable"}}`+"\n" {
+		t.Errorf("/readyz with the bucket down: %d %s", code, body)
 	}
 	r.clock.Advance(2 * time.Minute)
 	if code, _ := get("/healthz"); code != http.StatusServiceUnavailable {

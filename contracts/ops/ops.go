@@ -1,7 +1,10 @@
 // Package ops is how every service of the platform exposes itself to
-// operators: Prometheus metrics on GET /metrics and a liveness answer on
-// GET /healthz, on their own listener, shut down gracefully with the
-// service.
+// operators, on its own listener shut down gracefully with the service:
+// Prometheus metrics on GET /metrics, a liveness answer on GET /healthz
+// (the process serves), and a readiness answer on GET /readyz (its
+// dependencies answer: Readiness, with the probes StorageCheck,
+// PubSubCheck, FirestoreCheck and BigQueryCheck), also exported as the
+// gauge lab_dependency_up{dependency}.
 package ops
 
 import (
@@ -20,11 +23,20 @@ import (
 // ShutdownTimeout bounds the graceful shutdown of Serve.
 const ShutdownTimeout = 5 * time.Second
 
-// Handler serves GET /metrics from reg and GET /healthz with "ok".
-func Handler(reg *prometheus.Registry) *http.ServeMux {
+// Handler serves GET /metrics from reg, GET /healthz with "ok" and GET
+// /readyz from a Readiness of checks with the default options (always
+// ready without checks). With checks it registers that Readiness on reg
+// (lab_dependency_up), so it panics, as MustRegister does, when reg holds
+// lab_dependency_up already.
+func Handler(reg *prometheus.Registry, checks ...Check) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	ready := NewReadiness(checks, ReadinessOptions{})
+	if len(checks) > 0 {
+		reg.MustRegister(ready)
+	}
+	mux.Handle("GET /readyz", ready)
 	return mux
 }
 

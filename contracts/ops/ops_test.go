@@ -51,6 +51,9 @@ func TestServeMetricsAndHealthThenShutDown(t *testing.T) {
 	if body := get("/healthz"); body != "ok\n" {
 		t.Errorf("/healthz = %q", body)
 	}
+	if body := get("/readyz"); body != `{"status":"ready","checks":{}}`+"\n" {
+		t.Errorf("/readyz without dependencies = %q", body)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -93,6 +93,8 @@ func TestLeastPrivilege(t *testing.T) {
 				process + " " + custom("labObjectWriter") + " on " + bucket(quarantine),
 				process + " roles/datastore.user on " + project,
 				process + " roles/pubsub.subscriber on subscription:" + names.SubscriptionProcessRaw,
+				// and reads it for /readyz.
+				process + " roles/pubsub.viewer on subscription:" + names.SubscriptionProcessRaw,
 				// orchestrate runs BigQuery jobs on lab, keeps state and reads lineage
 				// in Firestore, and runs the lifecycle DAG over every bucket.
 				orchestrate + " roles/bigquery.jobUser on " + project,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/labplatform/platform/contracts/gcp"
 	"github.com/labplatform/platform/contracts/names"
+	"github.com/labplatform/platform/contracts/ops"
 	"github.com/labplatform/platform/ingest"
 )
 
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 type service struct {
 	shipper *ingest.Shipper
 	reg     *prometheus.Registry
+	// ready are the checks of /readyz: the raw bucket answers.
+	ready []ops.Check
 }
 
 // setup builds the shipper and returns it with one cleanup.
@@ -94,14 +97,15 @@ func setup(ctx context.Context, cfg ingest.Config, clock ingest.Clock, log *slog
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := cfg.Shipper
 	opts.Clock, opts.Logger, opts.Metrics = clock, log, ingest.NewMetrics(reg)
-	sh := ingest.NewShipper(cfg.Root, ingest.OS{}, gcs.Bucket(names.RawBucket(cfg.Platform.Prefix)), ckpt, opts)
+	raw := names.RawBucket(cfg.Platform.Prefix)
+	sh := ingest.NewShipper(cfg.Root, ingest.OS{}, gcs.Bucket(raw), ckpt, opts)
 	cleanup := func() {
 		if err := ckpt.Close(); err != nil {
 			log.Error("close checkpoint", "err", err)
 		}
 		gcs.Close()
 	}
-	return &service{shipper: sh, reg: reg}, cleanup, nil
+	return &service{shipper: sh, reg: reg, ready: []ops.Check{ops.StorageCheck(gcs, raw)}}, cleanup, nil
 }
 
 // serve runs passes every interval and the HTTP endpoints until ctx ends.
@@ -113,7 +117,7 @@ func (s *service) serve(ctx context.Context, cfg ingest.Config, clock ingest.Clo
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 		}
-		srv := &http.Server{Handler: ingest.Handler(health, s.reg), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: ingest.Handler(health, s.reg, s.ready...), ReadHeaderTimeout: 10 * time.Second}
 		log.Info("serving", "addr", lis.Addr().String())
 		g.Go(func() error {
 			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {

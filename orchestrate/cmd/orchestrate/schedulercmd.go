@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/labplatform/platform/contracts/gcp"
+	"github.com/labplatform/platform/contracts/names"
 	"github.com/labplatform/platform/contracts/ops"
 	"github.com/labplatform/platform/orchestrate/dag"
 	"github.com/labplatform/platform/orchestrate/dags"
@@ -30,7 +31,7 @@ func (a *app) scheduler(ctx context.Context, args []string) error {
 	grace := fs.Duration("grace", 30*time.Second, "on shutdown, how long running tasks may finish before they are cancelled")
 	pools := poolsFlag{}
 	fs.Var(pools, "pool", "pool name=slots, shared by every scheduler (repeatable; pools not listed are unlimited)")
-	metricsAddr := fs.String("metrics-addr", envOr(a.getenv, "ORCHESTRATE_METRICS_ADDR", ":9464"), "address of /metrics and /healthz, empty for none (env ORCHESTRATE_METRICS_ADDR)")
+	metricsAddr := fs.String("metrics-addr", envOr(a.getenv, "ORCHESTRATE_METRICS_ADDR", ":9464"), "address of /metrics, /healthz and /readyz, empty for none (env ORCHESTRATE_METRICS_ADDR)")
 	owner := fs.String("owner", a.getenv("ORCHESTRATE_OWNER"), "this scheduler's name in task leases (default host-pid; env ORCHESTRATE_OWNER)")
 	webhook := fs.String("webhook", a.getenv("ORCHESTRATE_WEBHOOK"), "also send alerts as JSON POSTs to this URL (env ORCHESTRATE_WEBHOOK)")
 	topic := fs.String("alert-topic", a.getenv("ORCHESTRATE_ALERT_TOPIC"), "also publish alerts to this Pub/Sub topic of the project (env ORCHESTRATE_ALERT_TOPIC)")
@@ -83,7 +84,7 @@ func (a *app) scheduler(ctx context.Context, args []string) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	if *metricsAddr != "" {
-		g.Go(func() error { return ops.Serve(gctx, *metricsAddr, ops.Handler(reg), log) })
+		g.Go(func() error { return ops.Serve(gctx, *metricsAddr, ops.Handler(reg, readiness(&c, s)...), log) })
 	}
 	g.Go(func() error {
 		err := sch.Run(gctx)
@@ -91,6 +92,19 @@ func (a *app) scheduler(ctx context.Context, args []string) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// readiness lists what the scheduler's tasks and state need to answer:
+// Cloud Storage (the curated bucket the loads read), BigQuery (the lab
+// dataset; missing counts as up) and Firestore (lineage and load records,
+// and the state with --state firestore). A bolt state file is local: it
+// has no check.
+func readiness(c *common, s *session) []ops.Check {
+	return []ops.Check{
+		ops.StorageCheck(s.storage, names.CuratedBucket(c.platform.Prefix)),
+		ops.BigQueryCheck(s.bigquery, names.Dataset),
+		ops.FirestoreCheck(s.firestore),
+	}
 }
 
 // logDemo says, once at start, that the scheduler runs the DAGs on demo

@@ -26,6 +26,7 @@ import (
 
 	"github.com/labplatform/platform/contracts/config"
 	"github.com/labplatform/platform/contracts/gcp"
+	"github.com/labplatform/platform/contracts/names"
 	"github.com/labplatform/platform/contracts/ops"
 	"github.com/labplatform/platform/process/internal/clean"
 	"github.com/labplatform/platform/process/internal/parquetout"
@@ -84,7 +85,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	fs := flag.NewFlagSet("process worker", flag.ContinueOnError)
 	var p config.Platform
 	p.RegisterFlags(fs, getenv)
-	listen := fs.String("listen", envOr(getenv, "PROCESS_LISTEN", ":9102"), "address of /healthz and /metrics (empty: none) [PROCESS_LISTEN]")
+	listen := fs.String("listen", envOr(getenv, "PROCESS_LISTEN", ":9102"), "address of /healthz, /readyz and /metrics (empty: none) [PROCESS_LISTEN]")
 	id := fs.String("id", getenv("PROCESS_WORKER_ID"), "worker id in lineage and logs (default host-pid) [PROCESS_WORKER_ID]")
 	maxMsgs := fs.Int("max-outstanding", 1, "files processed at once (Pub/Sub flow control); each uses every core and about 150 MB")
 	maxBytes := fs.Int("max-outstanding-bytes", 512<<20, "total size of the files processed at once")
@@ -131,7 +132,12 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 
 	g, gctx := errgroup.WithContext(ctx)
 	if *listen != "" {
-		g.Go(func() error { return ops.Serve(gctx, *listen, ops.Handler(reg), log) })
+		ready := []ops.Check{
+			ops.StorageCheck(st, names.RawBucket(p.Prefix)),
+			ops.FirestoreCheck(fsc),
+			ops.PubSubCheck(ps, names.SubscriptionProcessRaw),
+		}
+		g.Go(func() error { return ops.Serve(gctx, *listen, ops.Handler(reg, ready...), log) })
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	return g.Wait()
