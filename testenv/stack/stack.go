@@ -298,8 +298,10 @@ func (s *Stack) specs() ([]*service, error) {
 	}
 	// The scheduler's owner name is its host and pid (the default), so a
 	// restarted scheduler is a new owner and takes over expired leases.
+	// Its running tasks get half the stack's grace to finish on SIGTERM,
+	// so it exits before the stack's grace runs out and it is killed.
 	out = append(out, svc(Orchestrate, Orchestrate, "scheduler", "--state", "firestore", "--demo",
-		"--metrics-addr", addr, "--grace", "10s"))
+		"--metrics-addr", addr, "--grace", max(time.Second, o.Grace/2).String()))
 
 	out = append(out, svc(MobileAPI, MobileAPI, "-addr", o.APIAddr, "-issuer", s.issuer.URL(), "-jwks-url", s.issuer.JWKSURL(),
 		"-page-token-secret-file", pageSecret, "-audit-key-file", auditKey, "-model-poll", "5s"))
