@@ -30,7 +30,7 @@ COMMANDS := ./ingest/cmd/ingest ./process/cmd/process ./orchestrate/cmd/orchestr
 	./mobile-api/cmd/mobile-api ./testenv/cmd/robotsim ./testenv/cmd/labstack
 
 .DEFAULT_GOAL := help
-.PHONY: help test lint fmt vet staticcheck tidy-check bench bench-tools browser tofu images run demo reliability commands vulncheck vulncheck-binaries
+.PHONY: help test lint fmt vet staticcheck tidy-check bench bench-tools browser tofu images run demo reliability commands vulncheck vulncheck-binaries security
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,16 @@ vulncheck: $(GOVULNCHECK) ## govulncheck every module's source (go.work versions
 
 vulncheck-binaries: commands $(GOVULNCHECK) ## govulncheck the deployables' binaries (seconds; make test runs it)
 	GOVULNCHECK=$(GOVULNCHECK) VULNCHECK_MODE=binary scripts/vulncheck.sh $(addprefix $(BIN)/,ingest process orchestrate mobile-api)
+
+# FUZZTIME bounds each fuzz run of `make security`; e.g. make security FUZZTIME=5m
+FUZZTIME ?= 30s
+
+security: vulncheck ## the security suite: authorization matrix, token attacks, log hygiene, fuzzing of the API, tokens and page tokens, govulncheck
+	go test -race -count=1 -run 'TestAuthorizationMatrix|TestDeniedLooksLikeMissing|TestLogsHoldNoPatientData|TestClientAddressIsNotTheCallersToChoose|TestSummaryCacheNeverCrossesPatients|TestCORS|TestValidation|TestRateLimit' ./mobile-api/internal/api/
+	go test -race -count=1 ./mobile-api/internal/auth/ ./serve/history/
+	go test -run '^$$' -fuzz '^FuzzQueryParameters$$' -fuzztime $(FUZZTIME) ./mobile-api/internal/api/
+	go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./mobile-api/internal/auth/
+	go test -run '^$$' -fuzz '^FuzzPageToken$$' -fuzztime $(FUZZTIME) ./serve/history/
 
 $(GOVULNCHECK):
 	mkdir -p $(BIN)
