@@ -40,6 +40,15 @@ type Options struct {
 	// Pub/Sub is always in memory. (Env.Stop and Env.Restart keep every
 	// emulator's data either way.)
 	DataDir string
+	// PubSubRetryBackoff makes the Pub/Sub emulator honour each
+	// subscription's retry policy, as GCP does: a nacked message of a
+	// subscription with a RetryPolicy comes back after the backoff of its
+	// delivery attempt, min(maximum, minimum·2^(attempt−1)), instead of at
+	// once; a deadline change that follows the nack of the same delivery
+	// (the Go client's receipt, sent concurrently) is dropped. Off, pstest
+	// redelivers every nacked message at once. It applies to clients of
+	// the public address (Platform.Emulators.PubSub). See README.md.
+	PubSubRetryBackoff bool
 	// StartTimeout bounds Start; default 2 minutes.
 	StartTimeout time.Duration
 	// Logger receives the emulators' logs; default discards them.
@@ -181,7 +190,8 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 
 // startPubSub starts pstest on a free port of its own, which stays up for
 // the Env's life, and serves the same state on the configured port through
-// a front that Stop can take down.
+// a front that Stop can take down. With opts.PubSubRetryBackoff the front
+// also delays nacks by the subscription's retry policy (nackBackoff).
 func (e *Env) startPubSub(opts Options) error {
 	lis, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.PubSubPort)))
 	if err != nil {
@@ -192,10 +202,14 @@ func (e *Env) startPubSub(opts Options) error {
 	e.pubsub = pstest.NewServerWithAddress(net.JoinHostPort(opts.Host, "0"))
 	e.pubsubInternal = e.pubsub.Addr
 	state := &e.pubsub.GServer
+	// pstest's own server has no options; WaitForHandlers makes Stop return
+	// only once no RPC runs any more.
+	srvOpts := []grpc.ServerOption{grpc.WaitForHandlers(true)}
+	if opts.PubSubRetryBackoff {
+		srvOpts = append(srvOpts, newNackBackoff(e.pubsub, e.log.With("emulator", "pubsub")).serverOptions()...)
+	}
 	e.pubsubFront = newListenerFront(lis, func(lis net.Listener) server {
-		// pstest's own server has no options; WaitForHandlers makes Stop
-		// return only once no RPC runs any more.
-		srv := grpc.NewServer(grpc.WaitForHandlers(true))
+		srv := grpc.NewServer(srvOpts...)
 		pubsubpb.RegisterPublisherServer(srv, state)
 		pubsubpb.RegisterSubscriberServer(srv, state)
 		pubsubpb.RegisterSchemaServiceServer(srv, state)

@@ -119,8 +119,9 @@ func (e *Env) provisionPubSub(ctx context.Context, p config.Platform) error {
 				MaxDeliveryAttempts: names.MaxDeliveryAttempts,
 			},
 			RetryPolicy: &pubsubpb.RetryPolicy{
-				// As on GCP; pstest accepts the policy but redelivers a
-				// nacked message at once.
+				// As on GCP. pstest accepts the policy but redelivers a
+				// nacked message at once, unless the Env was started with
+				// Options.PubSubRetryBackoff.
 				MinimumBackoff: durationpb.New(10 * time.Second),
 				MaximumBackoff: durationpb.New(600 * time.Second),
 			},

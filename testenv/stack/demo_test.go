@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labplatform/platform/contracts/config"
 	"github.com/labplatform/platform/testenv"
 	"github.com/labplatform/platform/testenv/issuer"
 )
@@ -26,16 +27,9 @@ var commands = []string{
 // and manual runs load BigQuery, and the report's invariants (package
 // audit) must hold, with the API answering for the demo patient.
 func TestDemo(t *testing.T) {
-	bin := t.TempDir()
-	testenv.BuildCommands(t, bin, commands...)
-	p := env.NewTestPlatform(t)
-	iss, err := issuer.Start(t.Context(), "127.0.0.1:0", issuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer iss.Close()
+	bin, p, iss := setUp(t)
 	var out bytes.Buffer
-	err = Demo(t.Context(), p, iss, DemoOptions{
+	err := Demo(t.Context(), p, iss, DemoOptions{
 		Stack: Options{
 			Bin: bin, Dir: t.TempDir(), Robots: 4, RobotsFor: 15 * time.Second, FilesPerHour: 900, Rows: 120,
 			Patients: 40, APIAddr: freeTestAddr(t), Grace: 10 * time.Second,
@@ -51,6 +45,20 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's output lacks %q", want)
 		}
 	}
+}
+
+// setUp builds the commands and starts a token issuer and a platform for
+// one test of a whole stack.
+func setUp(t *testing.T) (bin string, p config.Platform, iss *issuer.Issuer) {
+	t.Helper()
+	bin = t.TempDir()
+	testenv.BuildCommands(t, bin, commands...)
+	iss, err := issuer.Start(t.Context(), "127.0.0.1:0", issuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = iss.Close() })
+	return bin, env.NewTestPlatform(t), iss
 }
 
 func freeTestAddr(t *testing.T) string {
@@ -69,14 +77,7 @@ func freeTestAddr(t *testing.T) string {
 // invariant must hold and no message may be dead-lettered. `make
 // reliability` runs the same with 50 kills.
 func TestChaos(t *testing.T) {
-	bin := t.TempDir()
-	testenv.BuildCommands(t, bin, commands...)
-	p := env.NewTestPlatform(t)
-	iss, err := issuer.Start(t.Context(), "127.0.0.1:0", issuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer iss.Close()
+	bin, p, iss := setUp(t)
 	var out bytes.Buffer
 	res, err := Chaos(t.Context(), p, iss, ChaosOptions{
 		Stack: Options{
@@ -109,13 +110,7 @@ func TestChaos(t *testing.T) {
 // counted twice across workers). The throughput is measured by `make
 // reliability`, not asserted here.
 func TestScale(t *testing.T) {
-	bin := t.TempDir()
-	testenv.BuildCommands(t, bin, commands...)
-	iss, err := issuer.Start(t.Context(), "127.0.0.1:0", issuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer iss.Close()
+	bin, _, iss := setUp(t)
 	var out bytes.Buffer
 	steps, err := Scale(t.Context(), env.NewPlatform, iss, ScaleOptions{
 		Stack: Options{

@@ -15,7 +15,11 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env, testenv.Options{})) }
+// The stacks of these tests run on a Pub/Sub that honours retry policies,
+// as GCP does: a worker's nack during an outage waits out its backoff.
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Run(m, &env, testenv.Options{PubSubRetryBackoff: true}))
+}
 
 // TestReplayUnfinished stores three raw objects, one with a done lineage
 // document, one still processing and one with none, and checks that the

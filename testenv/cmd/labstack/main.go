@@ -68,6 +68,10 @@ func (c *settings) register(fs *flag.FlagSet, dataDir string) {
 	fs.StringVar(&c.opts.DataDir, "data-dir", dataDir, "directory that keeps objects, tables, documents, robot folders and logs across restarts (empty: memory only, and no services)")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level of labstack's own messages: debug, info, warn, error")
 	fs.BoolVar(&c.services, "services", true, "run the platform's services (false: only the local GCP and the issuer)")
+	// Pub/Sub redelivers a nacked message after the subscription's retry
+	// backoff, as GCP does, not at once as pstest would: a worker's failures
+	// during a dependency's outage must not use up its delivery attempts.
+	c.opts.PubSubRetryBackoff = true
 	fs.StringVar(&c.stack.Bin, "bin", defaultBin(), "directory holding the ingest, process, orchestrate, mobile-api and robotsim commands")
 	fs.IntVar(&c.stack.Robots, "robots", 10, "simulated robots (the case study has 100)")
 	fs.Float64Var(&c.stack.FilesPerHour, "files-per-hour", 0, "export files per robot and hour (default 60; demo 360; the case study has 4)")
