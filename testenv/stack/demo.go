@@ -208,22 +208,61 @@ func (d *demo) waitIngest(ctx context.Context) error {
 
 // waitLineage waits until every raw object has a finished lineage document.
 func (d *demo) waitLineage(ctx context.Context) error {
-	var pr Progress
+	var pending []string
 	err := d.until(ctx, "wait for the process workers", func() (bool, error) {
-		raw, err := d.countRaw(ctx)
-		if err != nil {
-			return false, err
-		}
-		if pr, err = d.s.Progress(ctx); err != nil {
-			return false, err
-		}
-		return pr.Files == raw && pr.Done+pr.Failed == raw, nil
+		var err error
+		pending, err = d.unfinished(ctx)
+		return len(pending) == 0, err
 	})
+	if err != nil {
+		if len(pending) > 0 {
+			err = fmt.Errorf("%w; %d raw objects unfinished: %s", err, len(pending), strings.Join(pending[:min(len(pending), 5)], "; "))
+		}
+		return err
+	}
+	pr, err := d.s.Progress(ctx)
 	if err != nil {
 		return err
 	}
 	d.say("process workers finished: %s", pr)
 	return nil
+}
+
+// unfinished lists the raw objects (their current generation) without a
+// finished lineage document, with what their lineage says.
+func (d *demo) unfinished(ctx context.Context) ([]string, error) {
+	var out []string
+	bucket := names.RawBucket(d.p.Prefix)
+	it := d.s.storage.Bucket(bucket).Objects(ctx, nil)
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list gs://%s: %w", bucket, err)
+		}
+		id, err := names.RawID(a.Name, a.Generation)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: not a raw object name: %v", a.Name, err))
+			continue
+		}
+		snap, err := d.s.firestore.Collection(names.CollectionIngestions).Doc(id).Get(ctx)
+		if notFound(err) {
+			out = append(out, a.Name+"#"+strconv.FormatInt(a.Generation, 10)+": no lineage")
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lineage of %s: %w", a.Name, err)
+		}
+		var ing lineage.Ingestion
+		if err := snap.DataTo(&ing); err != nil {
+			return nil, fmt.Errorf("lineage of %s: %w", a.Name, err)
+		}
+		if !lineage.Finished(ing.Status) {
+			out = append(out, fmt.Sprintf("%s#%d: %s, attempt %d", a.Name, a.Generation, ing.Status, ing.Attempt))
+		}
+	}
 }
 
 func (d *demo) countRaw(ctx context.Context) (int, error) {

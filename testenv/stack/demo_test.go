@@ -2,7 +2,10 @@ package stack
 
 import (
 	"bytes"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +34,7 @@ func TestDemo(t *testing.T) {
 	var out bytes.Buffer
 	err := Demo(t.Context(), p, iss, DemoOptions{
 		Stack: Options{
-			Bin: bin, Dir: t.TempDir(), Robots: 4, RobotsFor: 15 * time.Second, FilesPerHour: 900, Rows: 120,
+			Bin: bin, Dir: logsOnFailure(t), Robots: 4, RobotsFor: 15 * time.Second, FilesPerHour: 900, Rows: 120,
 			Patients: 40, APIAddr: freeTestAddr(t), Grace: 10 * time.Second,
 		},
 		Timeout: 4 * time.Minute,
@@ -61,6 +64,31 @@ func setUp(t *testing.T) (bin string, p config.Platform, iss *issuer.Issuer) {
 	return bin, env.NewTestPlatform(t), iss
 }
 
+// logsOnFailure returns a data directory for a stack whose services' logs
+// (their last lines) are written to the test log if the test fails.
+func logsOnFailure(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		_ = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() || !strings.HasSuffix(path, ".log") {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("last lines of %s:\n%s", path, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+			return nil
+		})
+	})
+	return dir
+}
+
 func freeTestAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -81,11 +109,12 @@ func TestChaos(t *testing.T) {
 	var out bytes.Buffer
 	res, err := Chaos(t.Context(), p, iss, ChaosOptions{
 		Stack: Options{
-			Bin: bin, Dir: t.TempDir(), Robots: 4, RobotsFor: 25 * time.Second, FilesPerHour: 900, Rows: 120,
+			Bin: bin, Dir: logsOnFailure(t), Robots: 4, RobotsFor: 25 * time.Second, FilesPerHour: 900, Rows: 120,
 			Patients: 40, APIAddr: freeTestAddr(t), Grace: 10 * time.Second,
 		},
-		Rounds: 8,
-		Seed:   uint64(time.Now().UnixNano()),
+		Rounds:  8,
+		Seed:    uint64(time.Now().UnixNano()),
+		Timeout: 6 * time.Minute,
 	}, &out)
 	t.Logf("chaos output:\n%s", out.String())
 	if err != nil {
@@ -114,7 +143,7 @@ func TestScale(t *testing.T) {
 	var out bytes.Buffer
 	steps, err := Scale(t.Context(), env.NewPlatform, iss, ScaleOptions{
 		Stack: Options{
-			Bin: bin, Dir: t.TempDir(), Robots: 4, RobotsFor: 8 * time.Second, FilesPerHour: 1800, Rows: 200,
+			Bin: bin, Dir: logsOnFailure(t), Robots: 4, RobotsFor: 8 * time.Second, FilesPerHour: 1800, Rows: 200,
 			Patients: 40, MetricsPort: 0, APIAddr: freeTestAddr(t), Grace: 10 * time.Second,
 		},
 		Workers: []int{1, 2},

@@ -17,7 +17,7 @@ func TestOutage(t *testing.T) {
 	var out bytes.Buffer
 	res, err := Outage(t.Context(), p, iss, env, OutageOptions{
 		Stack: Options{
-			Bin: bin, Dir: t.TempDir(), Robots: 4, FilesPerHour: 900, Rows: 120,
+			Bin: bin, Dir: logsOnFailure(t), Robots: 4, FilesPerHour: 900, Rows: 120,
 			Patients: 40, APIAddr: freeTestAddr(t), Grace: 10 * time.Second,
 		},
 		Down: 6 * time.Second,
