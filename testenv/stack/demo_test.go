@@ -30,6 +30,7 @@ var commands = []string{
 // and manual runs load BigQuery, and the report's invariants (package
 // audit) must hold, with the API answering for the demo patient.
 func TestDemo(t *testing.T) {
+	t.Parallel() // TestOutage, which stops the shared emulators, is not parallel: it runs first
 	bin, p, iss := setUp(t)
 	var out bytes.Buffer
 	err := Demo(t.Context(), p, iss, DemoOptions{
@@ -105,6 +106,7 @@ func freeTestAddr(t *testing.T) string {
 // invariant must hold and no message may be dead-lettered. `make
 // reliability` runs the same with 50 kills.
 func TestChaos(t *testing.T) {
+	t.Parallel() // TestOutage, which stops the shared emulators, is not parallel: it runs first
 	bin, p, iss := setUp(t)
 	var out bytes.Buffer
 	res, err := Chaos(t.Context(), p, iss, ChaosOptions{
@@ -139,6 +141,7 @@ func TestChaos(t *testing.T) {
 // counted twice across workers). The throughput is measured by `make
 // reliability`, not asserted here.
 func TestScale(t *testing.T) {
+	t.Parallel() // TestOutage, which stops the shared emulators, is not parallel: it runs first
 	bin, _, iss := setUp(t)
 	var out bytes.Buffer
 	steps, err := Scale(t.Context(), env.NewPlatform, iss, ScaleOptions{

@@ -122,6 +122,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	sub.ReceiveSettings.MaxOutstandingMessages = w.opts.MaxOutstandingMessages
 	sub.ReceiveSettings.MaxOutstandingBytes = w.opts.MaxOutstandingBytes
 	sub.ReceiveSettings.MaxExtension = w.opts.MaxExtension
+	// Each lease extension asks for at most a minute, so the messages of a
+	// worker that died (SIGKILL, a lost VM) are delivered again within a
+	// minute, not after the client's up to 10-minute extensions.
+	sub.ReceiveSettings.MaxDurationPerAckExtension = time.Minute
 
 	// Work outlives ctx: a file in flight at shutdown finishes and is acked
 	// rather than redone, unless draining takes longer than DrainTimeout.
