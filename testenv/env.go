@@ -190,7 +190,8 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 
 // startPubSub starts pstest on a free port of its own, which stays up for
 // the Env's life, and serves the same state on the configured port through
-// a front that Stop can take down. With opts.PubSubRetryBackoff the front
+// a front that Stop can take down. The front honours the flow control of
+// each StreamingPull (flowControl), and with opts.PubSubRetryBackoff it
 // also delays nacks by the subscription's retry policy (nackBackoff).
 func (e *Env) startPubSub(opts Options) error {
 	lis, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.PubSubPort)))
@@ -205,6 +206,7 @@ func (e *Env) startPubSub(opts Options) error {
 	// pstest's own server has no options; WaitForHandlers makes Stop return
 	// only once no RPC runs any more.
 	srvOpts := []grpc.ServerOption{grpc.WaitForHandlers(true)}
+	srvOpts = append(srvOpts, newFlowControl(e.pubsub).serverOptions()...)
 	if opts.PubSubRetryBackoff {
 		srvOpts = append(srvOpts, newNackBackoff(e.pubsub, e.log.With("emulator", "pubsub")).serverOptions()...)
 	}
