@@ -49,7 +49,10 @@ type Options struct {
 	// Logger receives operational logs; default discards.
 	Logger *slog.Logger
 	// TransactionIdle is how long a transaction may stay unused before it
-	// expires and releases its locks; default 270s.
+	// expires and releases its locks; default 60s, Firestore's idle
+	// expiration (its other limit, 270 s for a whole transaction, is not
+	// enforced). A client that died in a transaction holds its documents
+	// that long.
 	TransactionIdle time.Duration
 	// Now is the clock for commit times, read times and transaction
 	// expiry; default time.Now.
@@ -97,7 +100,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.TransactionIdle <= 0 {
-		opts.TransactionIdle = 270 * time.Second
+		opts.TransactionIdle = 60 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
