@@ -17,10 +17,10 @@ const (
 	FieldPatientID = "patient_id"
 	FieldTests     = "tests"
 	FieldUpdatedAt = "updated_at"
-	FieldCounted   = "counted"
 )
 
-// SummaryFields are the fields readers select: everything but the ledger.
+// SummaryFields are the fields readers select: the summary, without the
+// ledger a document not yet migrated still holds (FieldLegacyCounted).
 var SummaryFields = []string{FieldPatientID, FieldTests, FieldUpdatedAt}
 
 // Patient is the document patients/<patient_id>.
@@ -30,9 +30,6 @@ type Patient struct {
 	Tests map[string]*TestSummary `firestore:"tests"`
 	// UpdatedAt is when a result last changed the document.
 	UpdatedAt time.Time `firestore:"updated_at"`
-	// Counted is the ledger: test code -> sample id -> the result counted
-	// in Tests[test code]. Every counted result is in it, exactly once.
-	Counted map[string]map[string]Counted `firestore:"counted"`
 }
 
 // TestSummary aggregates the counted results of one test of one patient.

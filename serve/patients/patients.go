@@ -4,9 +4,11 @@
 // patient_profiles/<id> and the care team care_teams/<clinician subject>
 // (shapes in contracts/patient).
 //
-// Summaries are read with a field mask (summary.SummaryFields), so the
-// ledger "counted", which can be most of the document, never leaves
-// Firestore. PutProfile and PutCareTeam write the two documents this
+// Summaries are read with a field mask (summary.SummaryFields): the ledger
+// lives in the document's subcollection (summary.CollectionLedger), which
+// a read of the document never includes, and the legacy ledger field a
+// document not yet migrated still holds ("counted", which can be most of
+// the document) never leaves Firestore. PutProfile and PutCareTeam write the two documents this
 // platform does not produce itself, for tests, the local stack's seeding and
 // operators.
 //
@@ -53,9 +55,9 @@ func New(fs *firestore.Client) *Repo {
 	}
 }
 
-// Summary returns the summary of a patient without its ledger: the returned
-// Counted is always nil. A patient without a summary document (no results
-// processed yet, or no such patient) is serve.ErrNotFound.
+// Summary returns the summary of a patient without its ledger. A patient
+// without a summary document (no results processed yet, or no such
+// patient) is serve.ErrNotFound.
 func (r *Repo) Summary(ctx context.Context, patientID string) (summary.Patient, error) {
 	if err := checkDocID("patient_id", patientID); err != nil {
 		return summary.Patient{}, err

@@ -39,8 +39,7 @@ func utc(s string) time.Time {
 	return t.UTC()
 }
 
-// workerDoc is a summary document as the process worker writes it: the
-// aggregate and its ledger.
+// workerDoc is a summary document as the process worker writes it.
 func workerDoc(id string) *summary.Patient {
 	first := summary.Result{SampleID: "S1", Value: 5.1, Flag: "N", Status: "final", CollectedAt: utc("2026-03-01T08:00:00Z")}
 	last := summary.Result{SampleID: "S2", Value: 7.4, Flag: "H", Status: "corrected", CollectedAt: utc("2026-03-08T08:30:00.123456Z")}
@@ -53,13 +52,14 @@ func workerDoc(id string) *summary.Patient {
 			},
 		},
 		UpdatedAt: utc("2026-03-08T09:00:00Z"),
-		Counted: map[string]map[string]summary.Counted{
-			"2345-7": {
-				"S1": {Value: 5.1, Flag: "N", Status: "final", CollectedAt: first.CollectedAt},
-				"S2": {Value: 7.4, Flag: "H", Status: "corrected", AnalyzedAt: utc("2026-03-08T10:00:00Z"), CollectedAt: last.CollectedAt},
-			},
-		},
 	}
+}
+
+// legacyDoc is a summary document as the worker wrote it before the ledger
+// moved out: with the ledger in field "counted".
+type legacyDoc struct {
+	summary.Patient
+	Counted summary.Ledger `firestore:"counted"`
 }
 
 func TestSummaryReadsEverythingButTheLedger(t *testing.T) {
@@ -68,33 +68,43 @@ func TestSummaryReadsEverythingButTheLedger(t *testing.T) {
 	ctx := t.Context()
 	doc := workerDoc("P1")
 	ref := c.Firestore.Collection(names.CollectionPatients).Doc("P1")
-	if _, err := ref.Set(ctx, doc); err != nil {
+	ledger := summary.Ledger{"2345-7": {
+		"S1": {Value: 5.1, Flag: "N", Status: "final", CollectedAt: doc.Tests["2345-7"].Recent[1].CollectedAt},
+		"S2": {Value: 7.4, Flag: "H", Status: "corrected", AnalyzedAt: utc("2026-03-08T10:00:00Z"), CollectedAt: doc.Tests["2345-7"].Last.CollectedAt},
+	}}
+	// Not migrated yet: the ledger is in the document...
+	if _, err := ref.Set(ctx, legacyDoc{Patient: *doc, Counted: ledger}); err != nil {
 		t.Fatal(err)
 	}
-	// The ledger is in the document...
+	if _, err := ref.Collection(summary.CollectionLedger).Doc(summary.LedgerDocID("")).Set(ctx, summary.LedgerDoc{Counted: ledger}); err != nil {
+		t.Fatal(err)
+	}
 	snap, err := ref.Get(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := snap.DataAt(summary.FieldCounted); err != nil {
+	if _, err := snap.DataAt(summary.FieldLegacyCounted); err != nil {
 		t.Fatalf("the stored document has no ledger: %v", err)
 	}
 
+	// ...but not in what Summary reads: the mask leaves it out.
 	got, err := repo.Summary(ctx, "P1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// ...but not in what Summary read.
-	if got.Counted != nil {
-		t.Errorf("Summary read the ledger: %v", got.Counted)
-	}
-	want := *doc
-	want.Counted = nil
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Summary = %+v\nwant %+v", got, want)
+	if !reflect.DeepEqual(got, *doc) {
+		t.Errorf("Summary = %+v\nwant %+v", got, *doc)
 	}
 	if s := got.Tests["2345-7"]; s == nil || s.Variance() != 2.645 {
 		t.Errorf("test summary %+v: want variance 2.645", s)
+	}
+	it := c.Firestore.Collection(names.CollectionPatients).Select(summary.SummaryFields...).Documents(ctx)
+	masked, err := it.GetAll()
+	if err != nil || len(masked) != 1 {
+		t.Fatalf("%d documents, error %v", len(masked), err)
+	}
+	if _, err := masked[0].DataAt(summary.FieldLegacyCounted); err == nil {
+		t.Errorf("SummaryFields select the legacy ledger")
 	}
 }
 

@@ -156,6 +156,35 @@ func TestCheck(t *testing.T) {
 		want:  []string{InvariantSummary},
 		about: "count",
 	}, {
+		name: "summary and ledger lost a result",
+		brk: func(w *world) func() {
+			root := w.c.Firestore.Collection(names.CollectionPatients).Doc("P1").Collection(summary.CollectionLedger).Doc(summary.LedgerDocID(""))
+			var orig, l summary.LedgerDoc
+			snap, err := root.Get(w.ctx)
+			if err == nil {
+				err = errors.Join(snap.DataTo(&orig), snap.DataTo(&l))
+			}
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			for id := range l.Counted["2345-7"] {
+				delete(l.Counted["2345-7"], id)
+				break
+			}
+			if _, err := root.Set(w.ctx, l); err != nil {
+				w.t.Fatal(err)
+			}
+			restore := w.changePatient("P1", func(p *summary.Patient) { p.Tests["2345-7"].Count-- })
+			return func() {
+				restore()
+				if _, err := root.Set(w.ctx, orig); err != nil {
+					w.t.Fatal(err)
+				}
+			}
+		},
+		want:  []string{InvariantSummary},
+		about: "ledger lacks samples of lab.results",
+	}, {
 		name: "summary mean bumped",
 		brk: func(w *world) func() {
 			return w.changePatient("P1", func(p *summary.Patient) { p.Tests["2345-7"].Mean *= 1 + 1e-6 })

@@ -35,7 +35,8 @@
 //     Mean, variance, Min, Max and Last's value within Options.Tolerance,
 //     Last's sample and Recent's samples in order. A patient of lab.results
 //     without a document, or a counted test lab.results lacks, is a
-//     violation.
+//     violation. The detail of a mismatch compares the patient's ledger
+//     (summary.ReadLedger) with lab.results.
 //
 // lab.results is read once, with one query without parameters: the day
 // counts and the summaries come from the same rows. (A COUNT(*) per day

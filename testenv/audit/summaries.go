@@ -117,6 +117,7 @@ func (a *auditor) checkSummaries(ctx context.Context) error {
 			continue
 		}
 		tests := want[id]
+		var ledger summary.Ledger // read at the first mismatch, to explain it
 		codes := make([]string, 0, len(p.Tests)+len(tests))
 		for code, s := range p.Tests {
 			if s != nil {
@@ -138,7 +139,12 @@ func (a *auditor) checkSummaries(ctx context.Context) error {
 				continue
 			}
 			if diffs := a.compare(*got, recompute(rows)); len(diffs) > 0 {
-				a.violate(InvariantSummary, id+"/"+code, "%s%s", strings.Join(diffs, "; "), ledgerHint(p.Counted[code], rows))
+				if ledger == nil {
+					if ledger, err = summary.ReadLedger(ctx, a.c.Firestore, id); err != nil {
+						return fmt.Errorf("read the ledger of %s/%s: %w", names.CollectionPatients, id, err)
+					}
+				}
+				a.violate(InvariantSummary, id+"/"+code, "%s%s", strings.Join(diffs, "; "), ledgerHint(ledger[code], rows))
 			}
 		}
 	}
@@ -220,9 +226,9 @@ func sampleIDs(rs []summary.Result) []string {
 	return out
 }
 
-// ledgerHint explains a mismatch with the document's ledger: the samples
-// it counts that lab.results lacks, the ones it lacks, and the ones whose
-// value differs.
+// ledgerHint explains a mismatch with the test's ledger (read with
+// summary.ReadLedger, wherever it is stored): the samples it counts that
+// lab.results lacks, the ones it lacks, and the ones whose value differs.
 func ledgerHint(ledger map[string]summary.Counted, rows []resultRow) string {
 	if ledger == nil {
 		return ""

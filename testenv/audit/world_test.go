@@ -374,15 +374,18 @@ func (w *world) setDayLoad(l lineage.DayLoad) {
 }
 
 // fold writes the patient summaries as process folds them: one-value
-// summaries merged with summary.Merge, and the ledger.
+// summaries merged with summary.Merge, and the ledger, in its root
+// document.
 func (w *world) fold() {
 	w.t.Helper()
 	docs := map[string]*summary.Patient{}
+	ledgers := map[string]summary.Ledger{}
 	for _, r := range w.bqRows {
 		p := docs[r.PatientID]
 		if p == nil {
-			p = &summary.Patient{PatientID: r.PatientID, Tests: map[string]*summary.TestSummary{}, UpdatedAt: t0, Counted: map[string]map[string]summary.Counted{}}
+			p = &summary.Patient{PatientID: r.PatientID, Tests: map[string]*summary.TestSummary{}, UpdatedAt: t0}
 			docs[r.PatientID] = p
+			ledgers[r.PatientID] = summary.Ledger{}
 		}
 		res := summary.Result{SampleID: r.SampleID, Value: r.Value, Flag: r.Flag, Status: r.Status, CollectedAt: r.CollectedAt}
 		one := summary.TestSummary{Unit: r.Unit, Count: 1, Mean: r.Value, Min: r.Value, Max: r.Value, Last: res, Recent: []summary.Result{res}}
@@ -395,14 +398,15 @@ func (w *world) fold() {
 		}
 		s = summary.Merge(s, one)
 		p.Tests[r.TestCode] = &s
-		if p.Counted[r.TestCode] == nil {
-			p.Counted[r.TestCode] = map[string]summary.Counted{}
-		}
-		p.Counted[r.TestCode][r.SampleID] = summary.Counted{Value: r.Value, Flag: r.Flag, Status: r.Status, AnalyzedAt: r.AnalyzedAt.Timestamp, CollectedAt: r.CollectedAt}
+		ledgers[r.PatientID].Put(r.TestCode, r.SampleID, summary.Counted{Value: r.Value, Flag: r.Flag, Status: r.Status, AnalyzedAt: r.AnalyzedAt.Timestamp, CollectedAt: r.CollectedAt})
 	}
 	w.patients = docs
 	for id, p := range docs {
 		w.setPatient(id, p)
+		root := w.c.Firestore.Collection(names.CollectionPatients).Doc(id).Collection(summary.CollectionLedger).Doc(summary.LedgerDocID(""))
+		if _, err := root.Set(w.ctx, summary.LedgerDoc{Counted: ledgers[id]}); err != nil {
+			w.t.Fatal(err)
+		}
 	}
 }
 

@@ -43,9 +43,14 @@ func (r Result) shown() contract.Result {
 	return contract.Result{SampleID: r.SampleID, Value: r.Value, Flag: r.Flag, Status: r.Status, CollectedAt: r.CollectedAt}
 }
 
-// Fold folds results, which must all be of doc's patient, into doc and
-// returns how many of them changed it. It is deterministic and idempotent:
-// folding a result again, or one it outranks, changes nothing.
+// Fold folds results, which must all be of doc's patient, into doc and its
+// ledger and returns how many of them changed them. It is deterministic and
+// idempotent: folding a result again, or one it outranks, changes nothing.
+//
+// ledger must not be nil. It must hold the entry of every (test, sample) of
+// results that has one, and every entry of a test in which a result
+// replaces a counted one (see replaces): the caller loads those parts of a
+// sharded ledger. Fold adds and replaces entries in it.
 //
 // For each test code and sample id the result that counts is the one of
 // highest rank: status corrected > final > preliminary, then the later
@@ -63,7 +68,7 @@ func (r Result) shown() contract.Result {
 //
 // Times are normalised to UTC microseconds, as Firestore stores them. Fold
 // does not set doc.UpdatedAt; results is not modified.
-func Fold(doc *contract.Patient, results []Result) int {
+func Fold(doc *contract.Patient, ledger contract.Ledger, results []Result) int {
 	if len(results) == 0 {
 		return 0
 	}
@@ -90,25 +95,23 @@ func Fold(doc *contract.Patient, results []Result) int {
 	if doc.Tests == nil {
 		doc.Tests = make(map[string]*contract.TestSummary)
 	}
-	if doc.Counted == nil {
-		doc.Counted = make(map[string]map[string]contract.Counted)
-	}
 	changed := 0
 	for lo := 0; lo < len(winners); {
 		hi := lo + 1
 		for hi < len(winners) && winners[hi].TestCode == winners[lo].TestCode {
 			hi++
 		}
-		changed += foldTest(doc, winners[lo:hi])
+		changed += foldTest(doc, ledger, winners[lo:hi])
 		lo = hi
 	}
 	return changed
 }
 
-// foldTest folds the winners of one test (distinct samples) into doc.
-func foldTest(doc *contract.Patient, rs []Result) int {
+// foldTest folds the winners of one test (distinct samples) into doc and
+// its ledger.
+func foldTest(doc *contract.Patient, all contract.Ledger, rs []Result) int {
 	code := rs[0].TestCode
-	ledger := doc.Counted[code]
+	ledger := all[code]
 	if ledger == nil {
 		ledger = make(map[string]contract.Counted, len(rs))
 	}
@@ -177,6 +180,18 @@ func foldTest(doc *contract.Patient, rs []Result) int {
 		s.Last = s.Recent[0]
 	}
 	doc.Tests[code] = &s
-	doc.Counted[code] = ledger
+	all[code] = ledger
 	return changed
+}
+
+// replaces reports whether a result of results outranks the entry ledger
+// holds for its (test, sample): whether Fold needs every entry of that test.
+func replaces(ledger contract.Ledger, results []Result) bool {
+	for _, r := range results {
+		r.AnalyzedAt = normTime(r.AnalyzedAt)
+		if c, ok := ledger[r.TestCode][r.SampleID]; ok && outranks(r, c) {
+			return true
+		}
+	}
+	return false
 }

@@ -186,10 +186,11 @@ func TestFold(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := &contract.Patient{PatientID: "P1"}
+			ledger := contract.Ledger{}
 			var all []summary.Result
 			changed := 0
 			for _, step := range tc.steps {
-				changed = summary.Fold(doc, step)
+				changed = summary.Fold(doc, ledger, step)
 				all = append(all, step...)
 			}
 			w := tc.want
@@ -215,7 +216,7 @@ func TestFold(t *testing.T) {
 				t.Errorf("recent = %v, want %v", recent, w.recent)
 			}
 			var statuses []string
-			for id, c := range doc.Counted["2345-7"] {
+			for id, c := range ledger["2345-7"] {
 				statuses = append(statuses, id+"="+c.Status)
 			}
 			slices.Sort(statuses)
@@ -223,7 +224,7 @@ func TestFold(t *testing.T) {
 				t.Errorf("ledger = %s, want %s", got, w.statuses)
 			}
 			// The incremental document equals the naive recomputation.
-			if d := diffPatient(model(all)["P1"], doc); d != nil {
+			if d := diffPatient(model(all)["P1"], &patientData{doc: doc, ledger: ledger}); d != nil {
 				t.Errorf("differs from the model:\n%s", strings.Join(d, "\n"))
 			}
 		})
@@ -236,12 +237,13 @@ func TestFoldNormalisesTimesAndLeavesInputAlone(t *testing.T) {
 		CollectedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, berlin)}}
 	before := slices.Clone(in)
 	doc := &contract.Patient{}
-	summary.Fold(doc, in)
+	ledger := contract.Ledger{}
+	summary.Fold(doc, ledger, in)
 	if in[0] != before[0] {
 		t.Errorf("Fold modified its input: %+v", in[0])
 	}
 	want := time.Date(2026, 1, 2, 2, 4, 5, 123456000, time.UTC)
-	c := doc.Counted["2345-7"]["S1"]
+	c := ledger["2345-7"]["S1"]
 	if c.CollectedAt != want || !c.AnalyzedAt.IsZero() || doc.Tests["2345-7"].Last.CollectedAt != want {
 		t.Errorf("stored times %v / %v / %v, want %v and zero", c.CollectedAt, c.AnalyzedAt, doc.Tests["2345-7"].Last.CollectedAt, want)
 	}
@@ -249,7 +251,7 @@ func TestFoldNormalisesTimesAndLeavesInputAlone(t *testing.T) {
 	again := in[0]
 	again.Status = "final"
 	again.CollectedAt = again.CollectedAt.Add(100 * time.Nanosecond)
-	if n := summary.Fold(doc, []summary.Result{again}); n != 0 {
+	if n := summary.Fold(doc, ledger, []summary.Result{again}); n != 0 {
 		t.Errorf("refolding changed %d", n)
 	}
 }
@@ -262,20 +264,20 @@ func TestFoldRandomMatchesModel(t *testing.T) {
 	all := append(slices.Clone(ds.a), ds.b...)
 	want := model(all)
 	rng := rand.New(rand.NewPCG(3, 4))
-	docs := map[string]*contract.Patient{}
+	docs := map[string]*patientData{}
 	byPatient := map[string][]summary.Result{}
 	for _, r := range all {
 		byPatient[r.PatientID] = append(byPatient[r.PatientID], r)
 	}
 	for id, rs := range byPatient {
-		doc := &contract.Patient{PatientID: id}
+		d := &patientData{doc: &contract.Patient{PatientID: id}, ledger: contract.Ledger{}}
 		for lo := 0; lo < len(rs); {
 			hi := lo + 1 + rng.IntN(len(rs)-lo)
-			summary.Fold(doc, rs[lo:hi])
+			summary.Fold(d.doc, d.ledger, rs[lo:hi])
 			lo = hi
 		}
-		docs[id] = doc
-		if n := summary.Fold(doc, rs); n != 0 {
+		docs[id] = d
+		if n := summary.Fold(d.doc, d.ledger, rs); n != 0 {
 			t.Errorf("patient %s: folding everything again changed %d", id, n)
 		}
 	}

@@ -12,11 +12,19 @@ import (
 	"github.com/labplatform/platform/process/internal/summary"
 )
 
+// patientData is what the Updater keeps of a patient: its summary document
+// and its whole ledger, wherever it is stored.
+type patientData struct {
+	doc    *contract.Patient
+	ledger contract.Ledger
+	legacy bool // the ledger is (also) in the document's legacy field
+}
+
 // model computes the documents that folding results, in this order, must
 // produce, the naive way: pick the winning result of every (patient, test,
 // sample), then summarise each test's winners from scratch. Times must be
 // UTC microseconds already.
-func model(results []summary.Result) map[string]*contract.Patient {
+func model(results []summary.Result) map[string]*patientData {
 	type key struct{ patient, test, sample string }
 	win := map[key]summary.Result{}
 	rank := func(r summary.Result) (int, time.Time) { return contract.StatusRank(r.Status), r.AnalyzedAt }
@@ -37,11 +45,11 @@ func model(results []summary.Result) map[string]*contract.Patient {
 	for k, r := range win {
 		byTest[ptest{k.patient, k.test}] = append(byTest[ptest{k.patient, k.test}], r)
 	}
-	docs := map[string]*contract.Patient{}
+	docs := map[string]*patientData{}
 	for pt, rs := range byTest {
 		d := docs[pt.patient]
 		if d == nil {
-			d = &contract.Patient{PatientID: pt.patient, Tests: map[string]*contract.TestSummary{}, Counted: map[string]map[string]contract.Counted{}}
+			d = &patientData{doc: &contract.Patient{PatientID: pt.patient, Tests: map[string]*contract.TestSummary{}}, ledger: contract.Ledger{}}
 			docs[pt.patient] = d
 		}
 		s := &contract.TestSummary{Unit: rs[0].Unit, Count: int64(len(rs)), Min: math.Inf(1), Max: math.Inf(-1)}
@@ -73,8 +81,8 @@ func model(results []summary.Result) map[string]*contract.Patient {
 		})
 		s.Recent = shown[:min(len(shown), 10)]
 		s.Last = s.Recent[0]
-		d.Tests[pt.test] = s
-		d.Counted[pt.test] = ledger
+		d.doc.Tests[pt.test] = s
+		d.ledger[pt.test] = ledger
 	}
 	return docs
 }
@@ -85,17 +93,18 @@ func near(a, b float64) bool {
 
 // diffPatient lists how got differs from want, ignoring UpdatedAt; Mean
 // and M2 are compared within 1e-9 (relative).
-func diffPatient(want, got *contract.Patient) []string {
+func diffPatient(wantData, gotData *patientData) []string {
 	var diffs []string
 	add := func(format string, args ...any) { diffs = append(diffs, fmt.Sprintf(format, args...)) }
-	if got == nil {
+	if gotData == nil || gotData.doc == nil {
 		return []string{"document missing"}
 	}
+	want, got := wantData.doc, gotData.doc
 	if got.PatientID != want.PatientID {
 		add("patient_id %q, want %q", got.PatientID, want.PatientID)
 	}
-	if len(got.Tests) != len(want.Tests) || len(got.Counted) != len(want.Counted) {
-		add("%d tests / %d ledgers, want %d", len(got.Tests), len(got.Counted), len(want.Tests))
+	if len(got.Tests) != len(want.Tests) || len(gotData.ledger) != len(wantData.ledger) {
+		add("%d tests / %d ledgers, want %d", len(got.Tests), len(gotData.ledger), len(want.Tests))
 	}
 	for code, w := range want.Tests {
 		g := got.Tests[code]
@@ -116,7 +125,7 @@ func diffPatient(want, got *contract.Patient) []string {
 		if !slices.Equal(g.Recent, w.Recent) {
 			add("test %s: recent %+v, want %+v", code, g.Recent, w.Recent)
 		}
-		gl, wl := got.Counted[code], want.Counted[code]
+		gl, wl := gotData.ledger[code], wantData.ledger[code]
 		if len(gl) != len(wl) {
 			add("test %s: %d counted, want %d", code, len(gl), len(wl))
 		}

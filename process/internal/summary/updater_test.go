@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -46,22 +48,120 @@ func apply(ctx context.Context, u *summary.Updater, hash string, results []summa
 	return run.Close(ctx)
 }
 
-// readAll reads every patient document.
-func readAll(t testing.TB, c *firestore.Client) map[string]*contract.Patient {
+// readAll reads every patient document and its whole ledger: the ledger
+// documents (one collection-group query) and the legacy field. It fails the
+// test unless the ledgers have the documented shape: a root, the shards it
+// lists and no others, every entry in the shard its hash names, no shard
+// over the bounds.
+func readAll(t testing.TB, c *firestore.Client) map[string]*patientData {
 	t.Helper()
 	snaps, err := c.Collection(names.CollectionPatients).Documents(t.Context()).GetAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := make(map[string]*contract.Patient, len(snaps))
+	type legacyDoc struct {
+		contract.Patient
+		Counted contract.Ledger `firestore:"counted"`
+	}
+	docs := make(map[string]*patientData, len(snaps))
 	for _, s := range snaps {
-		var p contract.Patient
+		var p legacyDoc
 		if err := s.DataTo(&p); err != nil {
 			t.Fatalf("decode %s: %v", s.Ref.ID, err)
 		}
-		docs[s.Ref.ID] = &p
+		_, err := s.DataAt(contract.FieldLegacyCounted)
+		docs[s.Ref.ID] = &patientData{doc: &p.Patient, ledger: contract.Ledger{}, legacy: err == nil}
+		addLedger(docs[s.Ref.ID].ledger, p.Counted)
+	}
+	ledgers, err := c.CollectionGroup(contract.CollectionLedger).Documents(t.Context()).GetAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPatient := map[string]map[string]contract.LedgerDoc{}
+	for _, s := range ledgers {
+		id := s.Ref.Parent.Parent.ID
+		if byPatient[id] == nil {
+			byPatient[id] = map[string]contract.LedgerDoc{}
+		}
+		var d contract.LedgerDoc
+		if err := s.DataTo(&d); err != nil {
+			t.Fatalf("decode %s: %v", s.Ref.Path, err)
+		}
+		byPatient[id][s.Ref.ID] = d
+	}
+	bad := 0
+	for id, ds := range byPatient {
+		if err := checkShape(ds); err != nil {
+			if bad++; bad <= 5 {
+				t.Errorf("ledger of patient %s: %v", id, err)
+			}
+		}
+		p := docs[id]
+		if p == nil {
+			t.Errorf("ledger of patient %s without a patient document", id)
+			continue
+		}
+		for _, d := range ds {
+			addLedger(p.ledger, d.Counted)
+		}
 	}
 	return docs
+}
+
+func addLedger(dst, src contract.Ledger) {
+	for test, samples := range src {
+		for id, c := range samples {
+			dst.Put(test, id, c)
+		}
+	}
+}
+
+// checkShape checks one patient's ledger documents, by id.
+func checkShape(docs map[string]contract.LedgerDoc) error {
+	root, ok := docs[contract.LedgerDocID("")]
+	if !ok {
+		return errors.New("no root document")
+	}
+	prefixes := root.Shards
+	if len(prefixes) == 0 {
+		prefixes = []string{""}
+	} else if root.Counted != nil {
+		return fmt.Errorf("root lists %d shards and holds %d entries", len(root.Shards), root.Counted.Len())
+	}
+	if want := len(root.Shards) + 1; len(docs) != want {
+		return fmt.Errorf("%d documents, want the root and its %d shards", len(docs), len(root.Shards))
+	}
+	for _, p := range prefixes {
+		d, ok := docs[contract.LedgerDocID(p)]
+		if !ok {
+			return fmt.Errorf("shard %q listed, no document", p)
+		}
+		if n := d.Counted.Len(); n > summary.MaxShardEntries {
+			return fmt.Errorf("shard %q holds %d entries", p, n)
+		}
+		for test, samples := range d.Counted {
+			for id := range samples {
+				if got, ok := contract.ShardOf(root.Shards, test, id); !ok || got != p {
+					return fmt.Errorf("an entry of shard %q belongs in %q (%v)", p, got, ok)
+				}
+			}
+		}
+	}
+	// The prefixes are prefix-free (no hash has two shards) and cover every
+	// hash: the shares 2^-len(prefix) sum to 1.
+	cover := 0.0
+	for _, p := range prefixes {
+		cover += math.Ldexp(1, -len(p))
+		for _, q := range prefixes {
+			if p != q && strings.HasPrefix(q, p) {
+				return fmt.Errorf("shards %q and %q overlap", p, q)
+			}
+		}
+	}
+	if cover != 1 {
+		return fmt.Errorf("shards %v cover %g of the hashes", prefixes, cover)
+	}
+	return nil
 }
 
 func countMarkers(t testing.TB, c *firestore.Client) int {
@@ -74,7 +174,7 @@ func countMarkers(t testing.TB, c *firestore.Client) int {
 }
 
 // checkModel compares every document with the model of results.
-func checkModel(t *testing.T, docs map[string]*contract.Patient, results []summary.Result) {
+func checkModel(t *testing.T, docs map[string]*patientData, results []summary.Result) {
 	t.Helper()
 	want := model(results)
 	if len(docs) != len(want) {
@@ -94,7 +194,7 @@ func checkModel(t *testing.T, docs map[string]*contract.Patient, results []summa
 }
 
 // sameDocs fails unless the documents are identical, updated_at included.
-func sameDocs(t *testing.T, what string, before, after map[string]*contract.Patient) {
+func sameDocs(t *testing.T, what string, before, after map[string]*patientData) {
 	t.Helper()
 	if len(before) != len(after) {
 		t.Errorf("%s: %d documents, had %d", what, len(after), len(before))
@@ -103,8 +203,8 @@ func sameDocs(t *testing.T, what string, before, after map[string]*contract.Pati
 	for id, b := range before {
 		a := after[id]
 		d := diffPatient(b, a)
-		if a != nil && (!a.UpdatedAt.Equal(b.UpdatedAt) || !exactly(a, b)) {
-			d = append(d, fmt.Sprintf("rewritten: updated_at %v, was %v", a.UpdatedAt, b.UpdatedAt))
+		if a != nil && (!a.doc.UpdatedAt.Equal(b.doc.UpdatedAt) || !exactly(a.doc, b.doc)) {
+			d = append(d, fmt.Sprintf("rewritten: updated_at %v, was %v", a.doc.UpdatedAt, b.doc.UpdatedAt))
 		}
 		if d != nil {
 			if bad++; bad <= 5 {
@@ -142,9 +242,9 @@ func TestUpdaterMatchesModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batchesA, batchesB := batches(ds.a, 499), batches(ds.b, 499)
-	if st.Patients != 3000 || st.Results != len(ds.a) || st.Batches != batchesA || st.BatchesSkipped != 0 || st.PatientsUpdated != 3000 || st.TxnRetries != 0 {
-		t.Errorf("file a: stats %+v, want 3000 patients, %d results, %d batches, none skipped, 3000 updated, no retries", st, len(ds.a), batchesA)
+	batchesA, batchesB := batches(ds.a, summary.DefaultPatientsPerTxn), batches(ds.b, summary.DefaultPatientsPerTxn)
+	if st.Patients != 3000 || st.Results != len(ds.a) || st.Batches != batchesA || st.BatchesSkipped != 0 || st.PatientsUpdated != 3000 || st.TxnRetries != 0 || st.Commits != batchesA {
+		t.Errorf("file a: stats %+v, want 3000 patients, %d results, %d batches and commits, none skipped, 3000 updated, no retries", st, len(ds.a), batchesA)
 	}
 	checkModel(t, readAll(t, c.Firestore), ds.a)
 
@@ -380,41 +480,36 @@ func TestRunRejects(t *testing.T) {
 	}
 }
 
-// TestDocumentLimits checks the capacity doc.go of contracts/summary gives:
-// with 28 tests of full recent lists, about 3,000 counted results fit in a
-// patient document; the 20,000-field limit rejects more, well before 1 MiB.
-func TestDocumentLimits(t *testing.T) {
+// TestShardFitsDocument checks the bounds of contracts/summary's "Size":
+// the legacy design's document is full at about 3,000 counted results (the
+// 20,000-field limit rejects 3,400 entries in one document), and a ledger
+// shard of MaxShardEntries entries with the longest sample ids process
+// accepts (64 bytes), analyzed_at and one entry per test map fits, with
+// its size estimate under MaxShardBytes.
+func TestShardFitsDocument(t *testing.T) {
 	t.Parallel()
 	c := testenv.NewTestClients(t, env.NewTestPlatform(t))
-	build := func(counted int) *contract.Patient {
-		p := &contract.Patient{PatientID: "heavy", UpdatedAt: t0, Tests: map[string]*contract.TestSummary{}, Counted: map[string]map[string]contract.Counted{}}
-		for i := range 28 {
-			code := fmt.Sprintf("%05d-%d", 10000+i, i%10)
-			s := &contract.TestSummary{Unit: "mmol/L", Count: 100, Mean: 5.5, M2: 12.25, Min: 1, Max: 9, Abnormal: 7}
-			for j := range contract.RecentLen {
-				s.Recent = append(s.Recent, contract.Result{SampleID: fmt.Sprintf("S%011d", j), Value: 5, Flag: "HH", Status: "corrected", CollectedAt: t0})
-			}
-			s.Last = s.Recent[0]
-			p.Tests[code] = s
-			p.Counted[code] = map[string]contract.Counted{}
+	build := func(n, tests int) contract.Ledger {
+		l := contract.Ledger{}
+		for k := range n {
+			sample := fmt.Sprintf("%064d", k)
+			l.Put(fmt.Sprintf("%05d-%d", 10000+k%tests, k%10), sample, contract.Counted{Value: 5, Flag: "HH", Status: "preliminary", AnalyzedAt: t0, CollectedAt: t0})
 		}
-		codes := make([]string, 0, len(p.Tests))
-		for code := range p.Tests {
-			codes = append(codes, code)
-		}
-		slices.Sort(codes)
-		for k := range counted {
-			p.Counted[codes[k%len(codes)]][fmt.Sprintf("S%011d", k)] = contract.Counted{Value: 5, Flag: "HH", Status: "preliminary", AnalyzedAt: t0, CollectedAt: t0}
-		}
-		return p
+		return l
 	}
-	doc := c.Firestore.Collection(names.CollectionPatients).Doc("heavy")
-	if _, err := doc.Set(t.Context(), build(3000)); err != nil {
-		t.Errorf("3,000 counted results: %v", err)
+	doc := c.Firestore.Collection(names.CollectionPatients).Doc("heavy").Collection(contract.CollectionLedger).Doc(contract.LedgerDocID("0"))
+	if _, err := doc.Set(t.Context(), contract.LedgerDoc{Counted: build(summary.MaxShardEntries, summary.MaxShardEntries)}); err != nil {
+		t.Errorf("a full shard, one test per entry: %v", err)
 	}
-	_, err := doc.Set(t.Context(), build(3100))
+	if _, err := doc.Set(t.Context(), contract.LedgerDoc{Counted: build(summary.MaxShardEntries, 28)}); err != nil {
+		t.Errorf("a full shard of 28 tests: %v", err)
+	}
+	if n := summary.LedgerBytes(build(summary.MaxShardEntries, 28)); n > summary.MaxShardBytes {
+		t.Errorf("a full shard is estimated at %d bytes, over MaxShardBytes", n)
+	}
+	_, err := doc.Set(t.Context(), contract.LedgerDoc{Counted: build(3400, 28)})
 	if err == nil || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "20000") {
-		t.Errorf("3,100 counted results: error %v, want InvalidArgument for more than 20000 fields", err)
+		t.Errorf("3,400 entries: error %v, want InvalidArgument for more than 20000 fields", err)
 	}
 }
 
