@@ -218,6 +218,15 @@ func (d *demo) waitLineage(ctx context.Context) error {
 		if len(pending) > 0 {
 			err = fmt.Errorf("%w; %d raw objects unfinished: %s", err, len(pending), strings.Join(pending[:min(len(pending), 5)], "; "))
 		}
+		// A notification given up on is on the dead-letter hold, not lost:
+		// say how many, since those raw objects will never finish alone.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if n, derr := countDeadLetters(dctx, d.p); derr != nil {
+			err = errors.Join(err, derr)
+		} else {
+			err = fmt.Errorf("%w; %d notifications dead-lettered", err, n)
+		}
 		return err
 	}
 	pr, err := d.s.Progress(ctx)
