@@ -61,12 +61,9 @@ type Options struct {
 	Dir string
 	// Robots, FilesPerHour, Rows and Patients size the robot simulator
 	// (defaults 10 robots, 60 files per robot and hour, 200 rows per file,
-	// 20,000 patients). The population must be large for the volume: the
-	// most frequent patient gets about 1/sqrt(Patients) of the visits, and
-	// a patient's summary document holds at most about 3,000 results
-	// (Firestore's 20,000 fields per document, see contracts/summary), so
-	// 20,000 patients at the default rate keep every summary under it for
-	// about 7 hours.
+	// 20,000 patients). The most frequent patient gets about
+	// 1/sqrt(Patients) of the visits, and profiles are seeded for the
+	// 1,000 most frequent.
 	Robots       int
 	FilesPerHour float64
 	Rows         int

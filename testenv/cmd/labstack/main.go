@@ -9,7 +9,8 @@
 //	labstack [flags]             the platform until Ctrl-C (make run)
 //	labstack demo [flags]        a bounded run ending with a report (make demo)
 //	labstack sql [flags] 'SQL'   a query on the BigQuery emulator of a running labstack
-//	labstack reliability [flags] scale and chaos runs, written to RELIABILITY.md (make reliability)
+//	labstack reliability [flags] scale, chaos, outage and load runs, written to RELIABILITY.md (make reliability)
+//	labstack load [flags]        a load at a multiple of the case's rate, or a breaking-point search: end-to-end latency, throughput, CPU and memory
 //
 // With -services=false it runs only the local GCP and the issuer, for
 // running the services by hand.
@@ -76,7 +77,7 @@ func (c *settings) register(fs *flag.FlagSet, dataDir string) {
 	fs.IntVar(&c.stack.Robots, "robots", 10, "simulated robots (the case study has 100)")
 	fs.Float64Var(&c.stack.FilesPerHour, "files-per-hour", 0, "export files per robot and hour (default 60; demo 360; the case study has 4)")
 	fs.IntVar(&c.stack.Rows, "rows", 0, "data rows per export file (default 200; demo 250; 100 MB files have about 1.1 million)")
-	fs.IntVar(&c.stack.Patients, "patients", 0, "simulated patients (default 20000; demo 200): a patient summary holds at most about 3,000 results, and the most frequent patient gets about 1/sqrt(patients) of the visits")
+	fs.IntVar(&c.stack.Patients, "patients", 0, "simulated patients (default 20000; demo 200; load 100000); the most frequent patient gets about 1/sqrt(patients) of the visits")
 	fs.IntVar(&c.stack.Workers, "workers", 2, "process workers")
 	fs.Func("robot-flags", `more robotsim flags, space-separated (default "-malformed=0.005 -truncate-last-line=0.02 -reexport=0.02"; demo "-malformed=0.01 -truncate-last-line=0.03 -reexport=0.03")`, func(v string) error {
 		c.stack.RobotArgs = strings.Fields(v)
@@ -111,7 +112,7 @@ func parse(args []string, stderr io.Writer) (settings, error) {
 		return settings{}, err
 	}
 	if fs.NArg() > 0 {
-		return settings{}, fmt.Errorf("unexpected argument %q (commands: demo, sql, reliability)", fs.Arg(0))
+		return settings{}, fmt.Errorf("unexpected argument %q (commands: demo, sql, reliability, load)", fs.Arg(0))
 	}
 	return c, nil
 }
@@ -125,6 +126,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return sql(ctx, args[1:], getenv, stdout, stderr)
 		case "reliability":
 			return reliability(ctx, args[1:], stdout, stderr)
+		case "load":
+			return load(ctx, args[1:], stdout, stderr)
 		}
 	}
 	c, err := parse(args, stderr)

@@ -227,6 +227,9 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 	if _, _, err = parseReliability([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("parseReliability -h: %v", err)
 	}
+	if _, _, err = parseLoad([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseLoad -h: %v", err)
+	}
 	defined := map[string]bool{}
 	for _, line := range strings.Split(usage.String(), "\n") {
 		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "-"); ok {
