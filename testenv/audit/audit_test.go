@@ -149,6 +149,31 @@ func TestCheck(t *testing.T) {
 		want:  []string{InvariantDayCounts},
 		about: "distinct",
 	}, {
+		name: "lab.results read in parts",
+		brk: func(w *world) func() {
+			old := maxRowsPerQuery
+			maxRowsPerQuery = 1 // every raw-object prefix a query of its own
+			return func() { maxRowsPerQuery = old }
+		},
+		holds: func(rep *Report) bool {
+			return rep.BigQueryRows == int64(len(w.bqRows)) && rep.Results == int64(len(w.bqRows))
+		},
+	}, {
+		name: "lab.results read in parts holds a row of no known file",
+		brk: func(w *world) func() {
+			old := maxRowsPerQuery
+			maxRowsPerQuery = 1
+			row := w.bqRows[len(w.bqRows)-1]
+			row.SourceObject, row.SampleID = "robot=R999/date=2026-03-02/stray.csv", "STRAY1"
+			w.insert(row)
+			return func() {
+				maxRowsPerQuery = old
+				w.deleteResult(row)
+			}
+		},
+		want:  []string{InvariantDayCounts},
+		about: "no known file",
+	}, {
 		name: "summary count bumped",
 		brk: func(w *world) func() {
 			return w.changePatient("P1", func(p *summary.Patient) { p.Tests["2345-7"].Count++ })

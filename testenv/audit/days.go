@@ -30,7 +30,8 @@ func table() string { return "`" + names.Dataset + "." + names.ResultsTable + "`
 
 // checkDays checks day_counts. It reads lab.results once, for the day
 // counts and the summaries: both see the same table, and the emulator,
-// whose queries slow down as a project's job history grows, runs one query.
+// whose queries slow down as a project's job history grows, runs one query
+// (a few for a large table, see readResults).
 func (a *auditor) checkDays(ctx context.Context) error {
 	days := map[civil.Date]*dayAcc{}
 	at := func(d civil.Date) *dayAcc {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -34,11 +35,110 @@ type resultRow struct {
 	SourceLine       int64                  `bigquery:"source_line"`
 }
 
-// readResults reads every row of lab.results.
+// maxRowsPerQuery bounds the rows one query of lab.results returns: the
+// BigQuery emulator's SQLite, compiled from WebAssembly, runs out of memory
+// on a result of about 300,000 rows.
+var maxRowsPerQuery int64 = 100_000
+
+// readResults reads every row of lab.results: in one query when the table
+// is small, else in queries of the rows of groups of raw-object prefixes
+// (robot=<robot>/date=<date>/) of at most maxRowsPerQuery curated rows.
+// Rows that no prefix of a known raw object covers are counted, and are a
+// day_counts violation: they come from no file in lineage.
 func (a *auditor) readResults(ctx context.Context) ([]resultRow, error) {
+	total, err := a.countResults(ctx)
+	if err != nil {
+		return nil, err
+	}
+	groups := a.sourceGroups()
+	if total <= maxRowsPerQuery || len(groups) <= 1 {
+		return a.queryResults(ctx, "", nil)
+	}
+	var out []resultRow
+	for _, g := range groups {
+		conds := make([]string, len(g))
+		params := make([]bigquery.QueryParameter, len(g))
+		for i, prefix := range g {
+			conds[i] = fmt.Sprintf("STARTS_WITH(%s, @p%d)", schema.SourceObject, i)
+			params[i] = bigquery.QueryParameter{Name: fmt.Sprintf("p%d", i), Value: prefix}
+		}
+		rows, err := a.queryResults(ctx, " WHERE "+strings.Join(conds, " OR "), params)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	if n := int64(len(out)); n != total {
+		a.violate(InvariantDayCounts, names.Dataset+"."+names.ResultsTable, "%d rows, of which %d come from the raw objects in lineage: %d come from no known file", total, n, total-n)
+	}
+	return out, nil
+}
+
+// sourceGroups groups the prefixes robot=<robot>/date=<date>/ of the raw
+// objects in lineage, in order, so that each group's curated rows stay
+// within maxRowsPerQuery (a prefix with more is a group of its own).
+func (a *auditor) sourceGroups() [][]string {
+	rows := map[string]int64{}
+	for _, ing := range a.ingestions {
+		prefix := rawPrefix(ing.doc.Object)
+		for _, o := range ing.doc.Outputs {
+			rows[prefix] += o.Rows
+		}
+		if _, ok := rows[prefix]; !ok {
+			rows[prefix] = 0
+		}
+	}
+	var groups [][]string
+	var cur []string
+	var n int64
+	for _, prefix := range slices.Sorted(maps.Keys(rows)) {
+		if len(cur) > 0 && n+rows[prefix] > maxRowsPerQuery {
+			groups, cur, n = append(groups, cur), nil, 0
+		}
+		cur, n = append(cur, prefix), n+rows[prefix]
+	}
+	if len(cur) > 0 {
+		groups = append(groups, cur)
+	}
+	return groups
+}
+
+// rawPrefix returns robot=<robot>/date=<date>/ of a raw object name, or the
+// whole name when it has no such prefix.
+func rawPrefix(object string) string {
+	i := strings.Index(object, "/")
+	if i < 0 {
+		return object
+	}
+	j := strings.Index(object[i+1:], "/")
+	if j < 0 {
+		return object
+	}
+	return object[:i+1+j+1]
+}
+
+// countResults returns the number of rows of lab.results.
+func (a *auditor) countResults(ctx context.Context) (int64, error) {
+	it, err := a.c.BigQuery.Query("SELECT COUNT(*) AS n FROM " + table()).Read(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count %s.%s: %w", names.Dataset, names.ResultsTable, err)
+	}
+	var row struct {
+		N int64 `bigquery:"n"`
+	}
+	if err := it.Next(&row); err != nil {
+		return 0, fmt.Errorf("count %s.%s: %w", names.Dataset, names.ResultsTable, err)
+	}
+	return row.N, nil
+}
+
+// queryResults reads the rows of lab.results that where (empty: all)
+// selects.
+func (a *auditor) queryResults(ctx context.Context, where string, params []bigquery.QueryParameter) ([]resultRow, error) {
 	cols := []string{schema.PatientID, schema.TestCode, schema.SampleID, schema.Value, schema.Unit, schema.Flag, schema.Status,
 		schema.CollectedAt, schema.AnalyzedAt, schema.SourceObject, schema.SourceGeneration, schema.SourceLine}
-	q := a.c.BigQuery.Query("SELECT " + strings.Join(cols, ", ") + " FROM " + table())
+	q := a.c.BigQuery.Query("SELECT " + strings.Join(cols, ", ") + " FROM " + table() + where)
+	q.Parameters = params
 	it, err := q.Read(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read %s.%s: %w", names.Dataset, names.ResultsTable, err)
