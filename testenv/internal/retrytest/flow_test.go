@@ -53,6 +53,7 @@ func TestFlowControl(t *testing.T) {
 	var stuckMu sync.Mutex
 	var stuckGot []string
 	first := make(chan struct{})
+	stuckMore := make(chan struct{}, 1) // the stuck subscriber got another message
 	stuckCtx, stopStuck := context.WithCancel(ctx)
 	defer stopStuck()
 	stuckDone := make(chan error, 1)
@@ -65,6 +66,10 @@ func TestFlowControl(t *testing.T) {
 			stuckMu.Lock()
 			stuckGot = append(stuckGot, string(m.Data))
 			stuckMu.Unlock()
+			select {
+			case stuckMore <- struct{}{}:
+			default:
+			}
 			once.Do(func() {
 				close(first)
 				<-release
@@ -125,15 +130,18 @@ func TestFlowControl(t *testing.T) {
 
 	// Released, the stuck subscriber gets what it still holds, and no more.
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
 		stuckMu.Lock()
-		total := len(stuckGot) + len(got)
+		done = len(stuckGot)+len(got) >= n+1
 		stuckMu.Unlock()
-		if total >= n+1 || time.Now().After(deadline) {
-			break
+		if !done {
+			select {
+			case <-stuckMore:
+			case <-deadline:
+				done = true
+			}
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	stopStuck()
 	if err := <-stuckDone; err != nil && !errors.Is(err, context.Canceled) {
