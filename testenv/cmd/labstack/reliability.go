@@ -157,7 +157,7 @@ func writeReport(w io.Writer, began time.Time, rounds int, steps []stack.ScaleSt
 		began.UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Since(began).Round(time.Second))
 	fmt.Fprintf(w, "Every service is its real command in its own process (package `testenv/stack`), on the in-process emulators; ")
 	fmt.Fprintf(w, "the invariants are package `testenv/audit`'s: every source line curated, quarantined or superseded exactly once, lineage counts equal to the files, BigQuery rows per day equal to the distinct curated results, every Firestore summary equal to a recomputation from BigQuery.\n\n")
-	fmt.Fprintf(w, "`make test` runs shortened scale and outage runs (`TestScale`, `TestOutage` in `testenv/stack`); the chaos run is only here for now.\n\n")
+	fmt.Fprintf(w, "`make test` runs a shortened version of each run in `testenv/stack`, so CI exercises every kind of fault: `TestChaos` (8 kills), `TestScale` (1 and 2 workers), `TestOutage` (6 s outages) and `TestLoad` (a 20-second load).\n\n")
 
 	fmt.Fprintf(w, "## Multi-worker scale\n\n")
 	fmt.Fprintf(w, "The same backlog (robots with the same seed) drained by N `process worker` processes on the one `process-raw` subscription; the time is from the workers' start to the last lineage document done. Invariants: %s.\n\n", held(scaleErr))
