@@ -121,5 +121,5 @@ run: commands ## run the whole platform on this machine until Ctrl-C (state in .
 demo: commands ## a bounded run of the whole platform (at most 3 min) ending with a report; fails if an invariant does
 	$(BIN)/labstack demo $(RUNFLAGS)
 
-reliability: commands ## multi-worker scale and 50-kill chaos runs of the whole platform; writes RELIABILITY.md (about 10 min)
+reliability: commands ## multi-worker scale, 50-kill chaos, emulator outages and a load on the whole platform; writes RELIABILITY.md (about 25 min)
 	$(BIN)/labstack reliability $(RUNFLAGS)
