@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -136,19 +134,12 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.RemoveAll(c.opts.DataDir); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
-	c.opts.Logger, c.stack.Logger = log, log
-	c.stack.Dir = filepath.Join(c.opts.DataDir, "load")
-	env, err := testenv.Start(ctx, c.opts)
+	env, iss, stop, err := startLocal(ctx, &c, stderr)
 	if err != nil {
 		return err
 	}
-	defer env.Close()
-	iss, err := issuer.Start(ctx, net.JoinHostPort(c.opts.Host, strconv.Itoa(max(c.issuerPort, 0))), issuer.Options{})
-	if err != nil {
-		return fmt.Errorf("token issuer: %w", err)
-	}
-	defer iss.Close()
+	defer stop()
+	c.stack.Dir = filepath.Join(c.opts.DataDir, "load")
 	began := time.Now()
 	var log1 bytes.Buffer
 	res, runErr := runLoad(ctx, env, iss, c, l, io.MultiWriter(stdout, &log1))

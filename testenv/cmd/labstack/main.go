@@ -315,26 +315,36 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
-	c.opts.Logger = log
-	c.stack.Logger = log
+	env, iss, stop, err := startLocal(ctx, &c, stderr)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	c.stack.Dir = c.opts.DataDir
 	robotsFor := d.Stack.RobotsFor
 	d.Stack = c.stack
 	d.Stack.RobotsFor = robotsFor
-	env, err := testenv.Start(ctx, c.opts)
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	iss, err := issuer.Start(ctx, net.JoinHostPort(c.opts.Host, strconv.Itoa(max(c.issuerPort, 0))), issuer.Options{})
-	if err != nil {
-		return fmt.Errorf("token issuer: %w", err)
-	}
-	defer iss.Close()
 	if err := stack.Demo(ctx, env.Platform, iss, d, stdout); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "\nmake demo: every invariant holds.")
 	return nil
+}
+
+// startLocal starts the local GCP and the token issuer of a bounded run
+// (demo, reliability, load), logging to stderr: the emulators and the
+// services share the logger. stop closes both.
+func startLocal(ctx context.Context, c *settings, stderr io.Writer) (env *testenv.Env, iss *issuer.Issuer, stop func(), err error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
+	c.opts.Logger, c.stack.Logger = log, log
+	if env, err = testenv.Start(ctx, c.opts); err != nil {
+		return nil, nil, nil, err
+	}
+	if iss, err = issuer.Start(ctx, net.JoinHostPort(c.opts.Host, strconv.Itoa(max(c.issuerPort, 0))), issuer.Options{}); err != nil {
+		return nil, nil, nil, errors.Join(fmt.Errorf("token issuer: %w", err), env.Close())
+	}
+	return env, iss, func() {
+		iss.Close()
+		env.Close()
+	}, nil
 }

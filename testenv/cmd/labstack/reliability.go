@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
-	"net"
 	"os"
 	"runtime"
 	"slices"
@@ -17,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/labplatform/platform/testenv"
-	"github.com/labplatform/platform/testenv/issuer"
 	"github.com/labplatform/platform/testenv/stack"
 )
 
@@ -73,19 +69,12 @@ func reliability(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := os.RemoveAll(c.opts.DataDir); err != nil {
 		return fmt.Errorf("reliability: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
-	c.opts.Logger, c.stack.Logger = log, log
-	c.stack.Dir = c.opts.DataDir
-	env, err := testenv.Start(ctx, c.opts)
+	env, iss, stop, err := startLocal(ctx, &c, stderr)
 	if err != nil {
 		return err
 	}
-	defer env.Close()
-	iss, err := issuer.Start(ctx, net.JoinHostPort(c.opts.Host, strconv.Itoa(max(c.issuerPort, 0))), issuer.Options{})
-	if err != nil {
-		return fmt.Errorf("token issuer: %w", err)
-	}
-	defer iss.Close()
+	defer stop()
+	c.stack.Dir = c.opts.DataDir
 
 	began := time.Now()
 	var log1, log2 bytes.Buffer
