@@ -269,7 +269,7 @@ func Load(ctx context.Context, p config.Platform, iss *issuer.Issuer, opts LoadO
 		fmt.Fprintf(w, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	say("load: %d robots x %g files/h of %s for %v (%.3gx the case's file rate, %.3gx its bytes: %.2f of %.1f MB/s); %d process workers; %d patients",
-		o.Robots, o.FilesPerHour, fmtBytes(opts.FileSize), opts.For, r.FileMultiple, r.ByteMultiple, r.ByteMultiple*CaseBytesPerSecond/1e6, CaseBytesPerSecond/1e6, o.Workers, o.Patients)
+		o.Robots, o.FilesPerHour, FormatBytes(opts.FileSize), opts.For, r.FileMultiple, r.ByteMultiple, r.ByteMultiple*CaseBytesPerSecond/1e6, CaseBytesPerSecond/1e6, o.Workers, o.Patients)
 	s, err := Start(ctx, p, iss, o)
 	if err != nil {
 		return nil, err
@@ -920,7 +920,9 @@ func discard(ctx context.Context, p config.Platform, robots string) error {
 	return errors.Join(errs...)
 }
 
-func fmtBytes(n int64) string {
+// FormatBytes writes a size in B, KB, MB or GB (powers of ten), three
+// significant digits.
+func FormatBytes(n int64) string {
 	switch {
 	case n >= 1e9:
 		return fmt.Sprintf("%.3g GB", float64(n)/1e9)
@@ -940,8 +942,8 @@ func (r *LoadResult) Write(w io.Writer) error {
 		ge = "≥" // censored files count with a lower bound
 	}
 	ew.printf("\nload: %d robots, %g files/h each of %s, for %v: %.3gx the case's file rate, %.3gx its bytes\n",
-		r.Robots, CaseFilesPerHour*r.Multiple, fmtBytes(r.FileSize), r.For, r.FileMultiple, r.ByteMultiple)
-	ew.printf("written   %d files, %d rows, %s (%.2f MB/s offered)\n", r.Files, r.Rows, fmtBytes(r.Bytes), r.OfferedMBPerS)
+		r.Robots, CaseFilesPerHour*r.Multiple, FormatBytes(r.FileSize), r.For, r.FileMultiple, r.ByteMultiple)
+	ew.printf("written   %d files, %d rows, %s (%.2f MB/s offered)\n", r.Files, r.Rows, FormatBytes(r.Bytes), r.OfferedMBPerS)
 	ew.printf("visible   %d files (%d never seen, %d without a probe row); %d probe errors\n", r.Visible, r.Files-r.Visible, r.Unprobed, r.APIErrors)
 	ew.printf("latency   p50 %.1fs  p95 %s%.1fs  p99 %s%.1fs  max %s%.1fs  mean %.1fs  (file complete -> summary visible through the API)\n",
 		r.Latency.P50.Seconds(), ge, r.Latency.P95.Seconds(), ge, r.Latency.P99.Seconds(), ge, r.Latency.Max.Seconds(), r.Latency.Mean.Seconds())
@@ -953,7 +955,7 @@ func (r *LoadResult) Write(w io.Writer) error {
 	ew.printf("(files complete and not yet visible)\n\n")
 	ew.printf("%-14s %10s %10s %9s\n", "process", "cpu", "peak rss", "processes")
 	for _, u := range r.Usage {
-		ew.printf("%-14s %9.1fs %10s %9d\n", u.Name, u.CPUSeconds, fmtBytes(u.PeakRSS), u.Processes)
+		ew.printf("%-14s %9.1fs %10s %9d\n", u.Name, u.CPUSeconds, FormatBytes(u.PeakRSS), u.Processes)
 	}
 	if r.Audit != nil {
 		ew.printf("\naudit: %d files, %d rows in, %d violations\n", r.Audit.Files, r.Audit.RowsIn, len(r.Audit.Violations))

@@ -189,7 +189,7 @@ func writeLoad(w io.Writer, began time.Time, l loadFlags, res *stack.BreakResult
 	}
 	s0 := res.Steps[0]
 	fmt.Fprintf(w, "**What ran.** %d simulated robots, each exporting 4 x *multiple* files an hour of %s (the case: 100 robots, 4 files of 100 MB an hour, %.1f MB/s), for %v per run, into the whole platform (every service its real command, %d process workers, the emulators in the labstack process), %d simulated patients. ",
-		s0.Robots, fmtSize(s0.FileSize), stack.CaseBytesPerSecond/1e6, s0.For, s0.Workers, s0.Patients)
+		s0.Robots, stack.FormatBytes(s0.FileSize), stack.CaseBytesPerSecond/1e6, s0.For, s0.Workers, s0.Patients)
 	if len(res.Steps) > 1 || len(l.steps) > 0 {
 		fmt.Fprintf(w, "Breaking-point search over the multiples %s, each on a fresh platform, stopping after the first not sustained. ", fmtMultiples(l.steps))
 	}
@@ -225,7 +225,7 @@ func writeLoad(w io.Writer, began time.Time, l loadFlags, res *stack.BreakResult
 		fmt.Fprintf(w, "**CPU and memory at %gx** (CPU seconds over the run of %s, and as a share of one core; peak resident memory; `emulators` is the labstack process: the four emulators, the issuer and the harness):\n\n", s.Multiple, s.Took.Round(time.Second))
 		fmt.Fprintf(w, "| process | CPU | cores | peak RSS | processes |\n|---|---|---|---|---|\n")
 		for _, u := range s.Usage {
-			fmt.Fprintf(w, "| %s | %.1f s | %.2f | %s | %d |\n", u.Name, u.CPUSeconds, u.CPUSeconds/s.Took.Seconds(), fmtSize(u.PeakRSS), u.Processes)
+			fmt.Fprintf(w, "| %s | %.1f s | %.2f | %s | %d |\n", u.Name, u.CPUSeconds, u.CPUSeconds/s.Took.Seconds(), stack.FormatBytes(u.PeakRSS), u.Processes)
 		}
 		fmt.Fprintf(w, "\nBacklog (files complete, not yet visible) over time: ")
 		for _, b := range s.Backlog {
@@ -245,16 +245,4 @@ func fmtMultiples(ms []float64) string {
 		parts[i] = strconv.FormatFloat(m, 'g', -1, 64) + "x"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func fmtSize(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.3g GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.3g MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.3g KB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
 }
